@@ -28,11 +28,11 @@ run: setup
 	$(PY) -m jobs.search --config $(RECIPE) $(ARGS)
 
 test: setup
-	$(PY) -m ruff check sphere_ray jobs tests
+	$(PY) -m ruff check sphere_ray jobs tests deployments benchmarks
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m ruff check sphere_ray jobs tests
+	$(PY) -m ruff check sphere_ray jobs tests deployments benchmarks
 	$(PY) -m ruff format --check sphere_ray jobs tests
 
 clean:

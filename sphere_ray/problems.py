@@ -77,6 +77,8 @@ def _read_rows(spec: str) -> Iterator[tuple[int, Any]]:
     if spec in BUNDLED:
         data = resources.files("sphere_ray.data").joinpath(BUNDLED[spec]).read_bytes()
         return _jsonl_rows(data)
+    if "://" in spec:
+        return _read_uri(spec)
     path = Path(spec)
     if not path.exists():
         raise ValueError(f"problems: {spec!r} is neither a bundled set ({sorted(BUNDLED)}) nor an existing path")
@@ -87,6 +89,26 @@ def _read_rows(spec: str) -> Iterator[tuple[int, Any]]:
 
         return enumerate(pq.read_table(path).to_pylist())
     raise ValueError(f"problems: unknown file type {path.suffix!r} for {spec!r} (use .jsonl or .parquet)")
+
+
+def _read_uri(uri: str) -> Iterator[tuple[int, Any]]:
+    """Read from any pyarrow filesystem URI (``s3://``, ``gs://``, ``hdfs://``, ``file://``)."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        info = fs.get_file_info(path)
+    except Exception as e:
+        raise ValueError(f"problems: cannot open {uri!r}: {e}") from e
+    if info.type == pafs.FileType.NotFound:
+        raise ValueError(f"problems: {uri!r} does not exist")
+    if path.endswith((".jsonl", ".json")):
+        with fs.open_input_stream(path) as f:
+            return _jsonl_rows(f.read())
+    if path.endswith(".parquet") or info.type == pafs.FileType.Directory:
+        return enumerate(pq.read_table(path, filesystem=fs).to_pylist())
+    raise ValueError(f"problems: unknown file type for {uri!r} (use .jsonl or .parquet)")
 
 
 def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:

@@ -26,8 +26,8 @@ from sphere_ray.config import config_hash, option
 from sphere_ray.models.embedded import EMBEDDED_NAME, resolve_model
 from sphere_ray.pairs import pairs_to_table, write_pairs
 from sphere_ray.problems import load_problems
-from sphere_ray.search import Counters, Models, ProblemResult, SearchParams, SphereParams, sphere_search
-from sphere_ray.search.prompts import CORRECTION_TEMPLATE, SOLVE_TEMPLATE
+from sphere_ray.search import Counters, Models, ProblemResult, SphereParams, sphere_search
+from sphere_ray.search_options import SearchOptions
 
 __all__ = ["SearchJobConfig", "run_search_job"]
 
@@ -37,7 +37,7 @@ _DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
-class SearchJobConfig:
+class SearchJobConfig(SearchOptions):
     """SPHERE search on a problem file with in-process transformers models, pairs to Parquet."""
 
     problems: str = option("gsm8k_train_sample", "bundled set name or path to a .jsonl/.parquet problem file")
@@ -50,14 +50,6 @@ class SearchJobConfig:
         EMBEDDED_NAME, "stage-3 small policy (same family, smaller); null skips stage 3"
     )
     prm_model: str = option(EMBEDDED_NAME, "LLM-as-judge PRM model (the policy family's model on CPU)")
-    num_candidates: int = option(5, "E: candidate steps per expansion (paper: 5)")
-    small_num_candidates: int = option(0, "candidates per expansion for the small policy; 0 means 2E")
-    temperature: float = option(0.8, "sampling temperature of the step candidates (paper: 0.8)")
-    max_depth: int = option(6, "the most steps one solution may have")
-    max_step_tokens: int = option(128, "token budget of one step")
-    seed: int = option(0, "base seed of the search")
-    solve_template: str = option(SOLVE_TEMPLATE, "user turn for stages 1 and 3; must contain {problem}")
-    correction_template: str = option(CORRECTION_TEMPLATE, "user turn for stage 2; {problem} and {solution}")
     dtype: str = option("float32", "model dtype: float32 (CPU), bfloat16 or float16 (GPU)")
     device: str = option("cpu", "torch device for the in-process models (cpu, cuda, cuda:1, ...)")
     log_level: str = option("INFO", "logging level", hashed=False)
@@ -72,32 +64,24 @@ class SearchJobConfig:
         for name in ("policy_model", "prm_model"):
             if not getattr(self, name):
                 raise ValueError(f"{name} must not be empty")
-        self.sphere_params()  # SearchParams/SphereParams name the offending field
-
-    def sphere_params(self) -> SphereParams:
-        """The search parameters this config describes."""
-        search = SearchParams(
-            num_candidates=self.num_candidates,
-            temperature=self.temperature,
-            max_depth=self.max_depth,
-            max_step_tokens=self.max_step_tokens,
-            seed=self.seed,
-        )
-        return SphereParams(search, self.small_num_candidates, self.solve_template, self.correction_template)
+        super().__post_init__()
 
 
 def build_models(cfg: SearchJobConfig) -> Models:
-    """Load the policy, small policy and judge PRM (a model used twice is loaded once)."""
-    from sphere_ray.models.hf import HFJudgePRM, HFPolicy
+    """Load the policy, small policy and judge PRM in process (a model used twice is loaded once)."""
+    from sphere_ray.serving.client import EnginePolicy, EnginePRM
+    from sphere_ray.serving.engines import HFEngine
+    from sphere_ray.serving.prm import JudgePRM
 
-    policy = HFPolicy(resolve_model(cfg.policy_model), cfg.policy_model, cfg.dtype, cfg.device)
+    def policy(model: str) -> EnginePolicy:
+        return EnginePolicy(HFEngine(resolve_model(model), model, cfg.dtype, cfg.device))
+
+    main = policy(cfg.policy_model)
     small = None
-    if cfg.small_policy_model == cfg.policy_model:
-        small = policy
-    elif cfg.small_policy_model:
-        small = HFPolicy(resolve_model(cfg.small_policy_model), cfg.small_policy_model, cfg.dtype, cfg.device)
-    prm = HFJudgePRM(resolve_model(cfg.prm_model), f"judge:{cfg.prm_model}", cfg.dtype, cfg.device)
-    return Models(policy=policy, prm=prm, small_policy=small)
+    if cfg.small_policy_model:
+        small = main if cfg.small_policy_model == cfg.policy_model else policy(cfg.small_policy_model)
+    judge = JudgePRM(resolve_model(cfg.prm_model), f"judge:{cfg.prm_model}", cfg.dtype, cfg.device)
+    return Models(policy=main, prm=EnginePRM(judge), small_policy=small)
 
 
 def run_search_job(cfg: SearchJobConfig, models: Models | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ class FakePolicy:
         self.script = script
         self.requests: list[StepRequest] = []
 
-    def render_prompt(self, user_message: str) -> str:
+    async def render_prompt(self, user_message: str) -> str:
         return f"<user>\n{user_message}{ROOT_END}"
 
     @staticmethod

@@ -16,7 +16,7 @@ class RandomPolicy:
     def __init__(self, rng: random.Random, name: str) -> None:
         self.rng, self.name = rng, name
 
-    def render_prompt(self, user_message):
+    async def render_prompt(self, user_message):
         return f"<{self.name}>{user_message}</>"
 
     async def sample_steps(self, requests):

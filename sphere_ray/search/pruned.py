@@ -82,7 +82,7 @@ async def pruned_search(
     Returns:
         The explored tree; ``tree.leaves`` holds the last kept node of branches ``max`` and ``min``.
     """
-    tree = SearchTree(kind=kind, model=policy.name, prompt=policy.render_prompt(user_message))
+    tree = SearchTree(kind=kind, model=policy.name, prompt=await policy.render_prompt(user_message))
     ctx = _Ctx(policy, prm, problem, params, outcome, tree)
     (root_children,) = await ctx.expand([None])
     best = pick_child(tree, root_children, "max")
@@ -148,7 +148,7 @@ class _Ctx:
 
     async def _score(self, parents: list[int | None], samples: list[list[StepSample]]) -> list[float]:
         requests = [
-            PrmRequest(self.problem.problem, (*self._steps(par), s.text.strip()), only_last=True)
+            PrmRequest(self.problem.problem, (*self._steps(par), s.text.strip()), True, self.problem.answer)
             for par, ss in zip(parents, samples, strict=True)
             for s in ss
         ]

@@ -84,11 +84,13 @@ class PrmRequest:
         steps: the solution's steps so far, in order (the last one is the new candidate).
         only_last: the caller needs only the last step's score; a backend may then return a
             one-element list (the search sets it; a PRM that scores all steps in one pass ignores it).
+        answer: the ground-truth answer (needed by a Monte-Carlo PRM only).
     """
 
     question: str
     steps: tuple[str, ...]
     only_last: bool = False
+    answer: str | None = None
 
 
 @runtime_checkable
@@ -97,7 +99,7 @@ class Policy(Protocol):
 
     name: str
 
-    def render_prompt(self, user_message: str) -> str:
+    async def render_prompt(self, user_message: str) -> str:
         """Render one user turn into the text the model continues (chat template applied)."""
         ...
 

@@ -1,0 +1,63 @@
+"""The generation job's config (YAML recipe + CLI overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sphere_ray.config import option
+from sphere_ray.search_options import SearchOptions
+
+__all__ = ["GenerateJobConfig"]
+
+_SERVE_DEFAULT = ["deployments/policy.yaml", "deployments/small_policy.yaml", "deployments/prm.yaml"]
+
+
+@dataclass
+class GenerateJobConfig(SearchOptions):
+    """SPHERE preference-pair generation: Ray Data over Serve apps, pairs/trees/rejects to Parquet."""
+
+    problems: str = option("gsm8k_train_sample", "bundled set name, or a .jsonl/.parquet path or URI (s3://...)")
+    limit: int | None = option(None, "use at most this many problems (null: all)")
+    output_dir: str = option("outputs/generate", "output folder or URI; a rerun resumes it", hashed=False)
+    start_serve: bool = option(True, "deploy the Serve apps from serve_configs (false: use running apps)")
+    serve_configs: list[str] = field(
+        default_factory=lambda: list(_SERVE_DEFAULT), metadata={"help": "Serve YAML files to deploy", "hashed": True}
+    )
+    serve_overrides: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "per-app args overrides, e.g. {policy: {model: ...}}", "hashed": True}
+    )
+    serve_timeout_s: float = option(1200.0, "how long to wait for the Serve apps to be RUNNING")
+    policy_app: str = option("policy", "Serve app of the policy")
+    small_policy_app: str | None = option("small_policy", "Serve app of the small policy (stage 3); null skips")
+    prm_app: str = option("prm", "Serve app of the PRM")
+    num_actors: int = option(1, "Ray Data search actors")
+    problems_in_flight: int = option(8, "problems one actor searches at once")
+    actor_num_cpus: float = option(0.25, "CPUs reserved per search actor (it mostly waits on the models)")
+    problem_retries: int = option(2, "extra attempts for a problem whose search fails")
+    call_timeout_s: float = option(600.0, "timeout of one model call")
+    call_retries: int = option(3, "retries of one model call on replica failure or timeout")
+    commit_every: int = option(16, "commit results every this many problems")
+    commit_every_s: float = option(60.0, "... or after this many seconds")
+    progress_every_s: float = option(10.0, "seconds between progress lines", hashed=False)
+    ray_address: str | None = option(
+        None, "Ray cluster address (null: the job's cluster or a new local one)", hashed=False
+    )
+    ray_log_to_driver: bool = option(False, "stream worker logs to the console", hashed=False)
+    log_level: str = option("INFO", "logging level", hashed=False)
+
+    def __post_init__(self) -> None:
+        for name in ("num_actors", "problems_in_flight", "commit_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("problem_retries", "call_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("call_timeout_s", "serve_timeout_s", "commit_every_s", "actor_num_cpus"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1 or null, got {self.limit}")
+        if self.start_serve and not self.serve_configs:
+            raise ValueError("serve_configs must name at least one YAML file when start_serve is true")
+        super().__post_init__()

@@ -1,0 +1,174 @@
+"""The generation job: problems -> SPHERE search fanned out with Ray Data over Serve -> Parquet.
+
+Driver: load and validate problems, skip those already done in ``output_dir`` (resume), optionally
+deploy the Serve apps from their YAML, stream the remaining problems through a Ray Data actor pool
+(:class:`~sphere_ray.generation.worker.ProblemWorker`), and commit results every ``commit_every``
+problems (:class:`~sphere_ray.generation.store.OutputStore`). Live progress goes to the log and to Ray
+metrics; a summary is written at the end.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import time
+from typing import Any
+
+from sphere_ray.config import config_hash
+from sphere_ray.generation.config import GenerateJobConfig
+from sphere_ray.generation.lineage import manifest
+from sphere_ray.generation.store import Batch, OutputStore
+from sphere_ray.generation.worker import ProblemWorker, problem_to_row
+from sphere_ray.problems import load_problems
+
+__all__ = ["run_generate_job"]
+
+log = logging.getLogger(__name__)
+
+
+def run_generate_job(cfg: GenerateJobConfig) -> dict[str, Any]:
+    """Run the job on the connected (or a new local) Ray cluster; return the summary."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=cfg.ray_log_to_driver)
+    start = time.monotonic()
+    loaded = load_problems(cfg.problems, cfg.limit)
+    info = manifest(cfg)
+    store = OutputStore(cfg.output_dir, metadata={"manifest": info})
+    done = store.recover()
+    store.write_input_rejects([_input_reject(r) for r in loaded.rejects])
+    store.write_json("manifest.json", info)
+    todo = [p for p in loaded.problems if p.id not in done]
+    log.info(
+        "%d problems: %d already done, %d to search",
+        len(loaded.problems),
+        len(done & {p.id for p in loaded.problems}),
+        len(todo),
+    )
+    if cfg.start_serve:
+        _deploy(cfg)
+    progress = _Progress(len(todo), cfg.progress_every_s)
+    if todo:
+        _stream(cfg, todo, store, progress)
+    summary = summarize(store, len(loaded.problems), time.monotonic() - start, progress)
+    store.write_json("summary.json", summary)
+    return summary
+
+
+def _deploy(cfg: GenerateJobConfig) -> None:
+    from sphere_ray.serving.launch import deploy
+
+    deploy(cfg.serve_configs, cfg.serve_overrides, timeout_s=cfg.serve_timeout_s)
+
+
+def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _Progress) -> None:
+    import ray
+
+    ds = ray.data.from_items([problem_to_row(p) for p in todo], override_num_blocks=len(todo))
+    compute = ray.data.ActorPoolStrategy(
+        size=cfg.num_actors,
+        max_tasks_in_flight_per_actor=cfg.problems_in_flight,
+        max_concurrent_calls_per_actor=cfg.problems_in_flight,
+    )
+    apps = {"policy": cfg.policy_app, "prm": cfg.prm_app, "small_policy": cfg.small_policy_app or None}
+    worker_args = {
+        "apps": apps, "params": dataclasses.asdict(cfg.sphere_params()), "config_hash": config_hash(cfg),
+        "problem_retries": cfg.problem_retries, "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries,
+    }  # fmt: skip
+    results = ds.map(
+        ProblemWorker, fn_constructor_kwargs=worker_args, compute=compute, num_cpus=cfg.actor_num_cpus,
+        max_restarts=-1, max_task_retries=-1,
+    )  # fmt: skip
+    batch, last_commit = Batch(), time.monotonic()
+    for row in results.iter_rows():
+        _collect(row, batch)
+        progress.update(row)
+        if len(batch) >= cfg.commit_every or time.monotonic() - last_commit > cfg.commit_every_s:
+            store.commit(batch)
+            batch, last_commit = Batch(), time.monotonic()
+    if len(batch):
+        store.commit(batch)
+
+
+def _collect(row: dict[str, Any], batch: Batch) -> None:
+    payload = json.loads(row["payload"])
+    if row["ok"]:
+        batch.trees.append(payload["tree"])
+        batch.pairs.extend(payload["pairs"])
+    else:
+        batch.rejects.append(
+            {"problem_id": row["problem_id"], "source": payload.get("source") or "", "row": None,
+             "reason": f"search failed after {row['attempts']} attempts: {row['error']}", "raw": row["payload"][:2000]}
+        )  # fmt: skip
+
+
+def _input_reject(r: Any) -> dict[str, Any]:
+    return {"problem_id": r.id, "source": r.source, "row": r.row, "reason": r.reason, "raw": r.raw}
+
+
+class _Progress:
+    """Console progress and Ray metrics: problems done/total, pairs, stage mix, tokens/s."""
+
+    def __init__(self, total: int, every_s: float) -> None:
+        from ray.util.metrics import Counter
+
+        self.total, self.every_s = total, every_s
+        self.done = self.failed = self.pairs = self.tokens = 0
+        self.stages: collections.Counter[str] = collections.Counter()
+        self.start = self.last = time.monotonic()
+        self.metrics = {
+            name: Counter(f"sphere_generate_{name}", description=desc)
+            for name, desc in (("problems", "problems finished"), ("pairs", "pairs written"),
+                               ("tokens", "tokens generated"), ("failed", "problems failed"))
+        }  # fmt: skip
+
+    def update(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        if row["ok"]:
+            tree = json.loads(row["payload"])["tree"]
+            self.pairs += tree["num_pairs"]
+            self.tokens += tree["generated_tokens"]
+            self.stages[tree["outcome"]] += 1
+            self.metrics["pairs"].inc(tree["num_pairs"] or 0)
+            self.metrics["tokens"].inc(tree["generated_tokens"] or 0)
+        else:
+            self.failed += 1
+            self.metrics["failed"].inc()
+        self.metrics["problems"].inc()
+        now = time.monotonic()
+        if now - self.last >= self.every_s or self.done == self.total:
+            self.last = now
+            rate = self.tokens / max(now - self.start, 1e-9)
+            log.info(
+                "progress %d/%d problems (%d failed), %d pairs, stages %s, %.1f tok/s",
+                self.done, self.total, self.failed, self.pairs, dict(self.stages), rate,
+            )  # fmt: skip
+
+
+def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _Progress) -> dict[str, Any]:
+    """Totals over everything committed in the folder (all runs), plus this run's rate."""
+    pairs = store.read("pairs").select(["stage", "level"]).to_pylist()
+    trees = store.read("trees").select(["outcome", "generated_tokens", "prm_calls"]).to_pylist()
+    rejects = store.read("rejects").select(["reason"]).to_pylist()
+    tokens = sum(t["generated_tokens"] for t in trees)
+    prm_calls = sum(t["prm_calls"] for t in trees)
+    n = len(pairs)
+    return {
+        "problems_in_input": num_problems,
+        "problems_done": len(trees),
+        "pairs": n,
+        "pairs_by_stage_level": dict(collections.Counter(f"stage{p['stage']}/{p['level']}" for p in pairs)),
+        "outcomes": dict(collections.Counter(t["outcome"] for t in trees)),
+        "rejects": len(rejects),
+        "rejects_by_reason": dict(collections.Counter(r["reason"].split(":")[0][:80] for r in rejects)),
+        "generated_tokens": tokens,
+        "prm_calls": prm_calls,
+        "this_run": {"problems": progress.done, "failed": progress.failed, "wall_seconds": round(seconds, 2),
+                     "tokens_per_second": round(progress.tokens / seconds, 2) if seconds else None,
+                     "seconds_per_pair": round(seconds / progress.pairs, 2) if progress.pairs else None},
+        "tokens_per_pair": round(tokens / n, 1) if n else None,
+        "prm_calls_per_pair": round(prm_calls / n, 1) if n else None,
+    }  # fmt: skip

@@ -1,0 +1,91 @@
+"""The Ray Data UDF: one row in (a problem), one row out (its result or its failure).
+
+Each actor holds clients of the Serve apps and runs many problems at once on its event loop (Ray Data
+sends it up to ``problems_in_flight`` rows concurrently). A problem whose search raises is retried up to
+``problem_retries`` times and then returned as a failure row with the error; a dead actor's rows are
+retried by Ray Data on a new actor. Model calls already retry a dead replica (see the clients).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from typing import Any
+
+from sphere_ray.search import Models, Problem, SearchParams, SphereParams, sphere_search
+
+__all__ = ["ProblemWorker", "problem_to_row", "row_to_problem"]
+
+log = logging.getLogger(__name__)
+
+
+def problem_to_row(problem: Problem) -> dict[str, Any]:
+    """A problem as a Ray Data row."""
+    return dataclasses.asdict(problem)
+
+
+def row_to_problem(row: dict[str, Any]) -> Problem:
+    """A Ray Data row back into a problem."""
+    level = row.get("level")
+    return Problem(
+        id=row["id"], problem=row["problem"], answer=row["answer"], source=row.get("source") or "",
+        level=int(level) if level is not None else None, subject=row.get("subject"),
+    )  # fmt: skip
+
+
+class ProblemWorker:
+    """Callable class for ``Dataset.map``: searches one problem per call.
+
+    Args:
+        apps: Serve app names: ``policy``, ``prm`` and optionally ``small_policy``.
+        params: :class:`SphereParams` fields as a dict (``search`` nested).
+        problem_retries: extra attempts for a problem whose search raises.
+        call_timeout_s / call_retries: per model call (see :class:`~sphere_ray.serving.client.ServePolicy`).
+    """
+
+    def __init__(
+        self, apps: dict[str, str | None], params: dict[str, Any], config_hash: str, problem_retries: int = 2,
+        call_timeout_s: float = 600.0, call_retries: int = 3,
+    ) -> None:  # fmt: skip
+        from sphere_ray.serving.client import ServePolicy, ServePRM
+
+        def policy(app: str) -> ServePolicy:
+            return ServePolicy(app, timeout_s=call_timeout_s, retries=call_retries)
+
+        small = apps.get("small_policy")
+        self.models = Models(
+            policy=policy(apps["policy"]),
+            prm=ServePRM(apps["prm"], timeout_s=call_timeout_s, retries=call_retries),
+            small_policy=policy(small) if small else None,
+        )
+        self.params = SphereParams(**{**params, "search": SearchParams(**params["search"])})
+        self.config_hash = config_hash
+        self.problem_retries = problem_retries
+
+    async def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Search one problem; never raises (a failure is a row with ``error`` set)."""
+        problem = row_to_problem(row)
+        start = time.monotonic()
+        for attempt in range(1, self.problem_retries + 2):
+            try:
+                result = await sphere_search(problem, self.models, self.params)
+            except Exception as e:
+                log.warning("problem %s attempt %d failed: %s: %s", problem.id, attempt, type(e).__name__, e)
+                error = f"{type(e).__name__}: {e}"[:2000]
+                continue
+            return self._ok(result, attempt, time.monotonic() - start)
+        return {"problem_id": problem.id, "ok": False, "error": error, "attempts": attempt, "payload": json.dumps(row)}
+
+    def _ok(self, result: Any, attempts: int, seconds: float) -> dict[str, Any]:
+        pairs = [{**dataclasses.asdict(p), "pair_id": p.pair_id, "config_hash": self.config_hash} for p in result.pairs]
+        c = result.counters
+        tree = {
+            "problem_id": result.problem.id, "stage": result.stage, "outcome": result.outcome,
+            "num_pairs": len(pairs), "generated_tokens": c.generated_tokens, "step_generations": c.step_generations,
+            "prm_calls": c.prm_calls, "seconds": seconds, "attempts": attempts,
+            "trees_json": json.dumps([t.to_dict() for t in result.trees]),
+        }  # fmt: skip
+        payload = json.dumps({"tree": tree, "pairs": pairs})
+        return {"problem_id": result.problem.id, "ok": True, "error": "", "attempts": attempts, "payload": payload}

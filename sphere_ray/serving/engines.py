@@ -1,0 +1,254 @@
+"""Generation engines behind one schema: vLLM's async engine, and transformers as the fallback.
+
+Both take a :class:`~sphere_ray.serving.schema.GenerateRequest` and return a
+:class:`~sphere_ray.serving.schema.GenerateResponse`; the backend is one config field
+(``backend: vllm | transformers``). vLLM runs with prefix caching on; the share of prompt tokens
+served from the cache is tracked (:meth:`stats`) and exported as a Ray metric by the deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sphere_ray.serving.schema import GenerateRequest, GenerateResponse, Sample
+
+__all__ = ["ENGINES", "GenerationEngine", "HFEngine", "VLLMEngine", "build_engine", "render_chat"]
+
+log = logging.getLogger(__name__)
+
+
+class GenerationEngine(Protocol):
+    """What a generation backend offers the deployment."""
+
+    model_name: str
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        """``n`` samples for each prompt."""
+        ...
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """Apply the chat template, ending ready for the assistant's answer."""
+        ...
+
+    def stats(self) -> dict[str, float]:
+        """Running totals: requests, prompt tokens, cached prompt tokens, generated tokens."""
+        ...
+
+
+def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
+    """Chat template with a generation prompt; plain ``role: content`` lines if the model has none."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join(lines) + "\n\nAssistant:"
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.values = {"requests": 0, "prompt_tokens": 0, "cached_prompt_tokens": 0, "generated_tokens": 0}
+
+    def add(self, response: GenerateResponse) -> None:
+        v = self.values
+        v["requests"] += 1
+        v["prompt_tokens"] += response.prompt_tokens
+        v["cached_prompt_tokens"] += response.cached_prompt_tokens
+        v["generated_tokens"] += sum(s.num_tokens for ss in response.outputs for s in ss)
+
+    def snapshot(self) -> dict[str, float]:
+        v = dict(self.values)
+        v["prefix_cache_hit_rate"] = v["cached_prompt_tokens"] / v["prompt_tokens"] if v["prompt_tokens"] else 0.0
+        return v
+
+
+def _prompt_seeds(request: GenerateRequest) -> list[int | None]:
+    """One seed per prompt: ``seeds[i]``, else ``seed + i`` (equal prompts in one request still differ)."""
+    if request.seeds is not None:
+        return list(request.seeds)
+    if request.seed is None:
+        return [None] * len(request.prompts)
+    return [(request.seed + i) % 2**63 for i in range(len(request.prompts))]
+
+
+class VLLMEngine:
+    """vLLM's ``AsyncLLM`` (continuous batching; prefix caching on by default).
+
+    Args:
+        model: model folder or hub name (already resolved).
+        model_name: name reported in responses.
+        engine_kwargs: ``vllm.AsyncEngineArgs`` fields, e.g. ``dtype``, ``enforce_eager``, ``max_model_len``.
+    """
+
+    def __init__(self, model: str, model_name: str, engine_kwargs: dict[str, Any] | None = None) -> None:
+        from transformers import AutoTokenizer
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        kwargs = {"enable_prefix_caching": True, **(engine_kwargs or {})}
+        self.model_name = model_name
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=model, **kwargs))
+        self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=kwargs.get("trust_remote_code", False))
+        self._stats = _Stats()
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """Apply the model's chat template."""
+        return render_chat(self.tokenizer, messages)
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        """All prompts go to the engine at once; it batches them continuously."""
+        finals = await asyncio.gather(
+            *(self._one(p, request, s) for p, s in zip(request.prompts, _prompt_seeds(request), strict=True))
+        )
+        response = GenerateResponse(
+            outputs=[[_vllm_sample(c) for c in sorted(f.outputs, key=lambda c: c.index)] for f in finals],
+            prompt_tokens=sum(len(f.prompt_token_ids or ()) for f in finals),
+            cached_prompt_tokens=sum(f.num_cached_tokens or 0 for f in finals),
+            model=self.model_name,
+        )
+        self._stats.add(response)
+        return response
+
+    async def _one(self, prompt: str, request: GenerateRequest, seed: int | None) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            n=request.n,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k if request.top_k > 0 else -1,
+            max_tokens=request.max_tokens,
+            seed=seed,
+            stop=request.stop or None,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        final = None
+        async for out in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+            final = out
+        return final
+
+    def stats(self) -> dict[str, float]:
+        """Running totals and the prefix-cache hit rate."""
+        return self._stats.snapshot()
+
+    def shutdown(self) -> None:
+        """Stop the engine's background process."""
+        self.engine.shutdown()
+
+
+def _vllm_sample(completion: Any) -> Sample:
+    if completion.finish_reason == "length":
+        reason = "length"
+    elif isinstance(completion.stop_reason, str):
+        reason = "stop"
+    else:  # None (end of sequence) or an int (a stop token id such as <|im_end|>)
+        reason = "eos"
+    return Sample(text=completion.text, num_tokens=len(completion.token_ids), finish_reason=reason)
+
+
+class HFEngine:
+    """transformers ``generate`` behind the same schema (for machines without vLLM, and fast tests).
+
+    Requests are served one ``generate`` call at a time (a model is not re-entrant); prompts of one
+    request are batched up to ``batch_size`` sequences. Per-prompt seeds are approximated by seeding
+    each ``generate`` call with its first prompt's seed.
+    """
+
+    def __init__(
+        self, model: str, model_name: str, dtype: str = "float32", device: str = "cpu", batch_size: int = 32
+    ) -> None:
+        from sphere_ray.models.hf import load_causal_lm
+
+        self.model_name = model_name
+        self.model, self.tokenizer = load_causal_lm(model, dtype, device)
+        self.device = device
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._stats = _Stats()
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """Apply the model's chat template."""
+        return render_chat(self.tokenizer, messages)
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        """Run ``generate`` in a worker thread (the event loop stays free)."""
+        response = await asyncio.to_thread(self._generate, request)
+        self._stats.add(response)
+        return response
+
+    def stats(self) -> dict[str, float]:
+        """Running totals (no prefix cache: the hit rate stays 0)."""
+        return self._stats.snapshot()
+
+    def _generate(self, request: GenerateRequest) -> GenerateResponse:
+        per_batch = max(1, self.batch_size // request.n)
+        seeds = _prompt_seeds(request)
+        outputs: list[list[Sample]] = []
+        prompt_tokens = 0
+        with self._lock:
+            for start in range(0, len(request.prompts), per_batch):
+                chunk = request.prompts[start : start + per_batch]
+                samples, n_prompt = self._batch(chunk, request, seeds[start])
+                outputs += samples
+                prompt_tokens += n_prompt
+        return GenerateResponse(outputs=outputs, prompt_tokens=prompt_tokens, model=self.model_name)
+
+    def _batch(self, prompts: list[str], request: GenerateRequest, seed: int | None) -> tuple[list[list[Sample]], int]:
+        import torch
+
+        torch.manual_seed(seed if seed is not None else torch.seed() % 2**31)
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        sample = request.temperature > 0
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                do_sample=sample,
+                temperature=request.temperature if sample else None,
+                top_p=request.top_p if sample else None,
+                top_k=(request.top_k if request.top_k > 0 else 0) if sample else None,
+                max_new_tokens=request.max_tokens,
+                num_return_sequences=request.n,
+                stop_strings=request.stop or None,
+                tokenizer=self.tokenizer,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        flat = [self._decode(row.tolist(), request) for row in new]
+        it = iter(flat)
+        n_prompt = int(enc["attention_mask"].sum())
+        return [list(itertools.islice(it, request.n)) for _ in prompts], n_prompt
+
+    def _decode(self, ids: list[int], request: GenerateRequest) -> Sample:
+        """Cut at the first stop string; tell end-of-sequence from stop string from length."""
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        n = len(ids)
+        while n and ids[n - 1] in ends:
+            n -= 1
+        text = self.tokenizer.decode(ids[:n], skip_special_tokens=True)
+        cut = min((i for i in (text.find(s) for s in request.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            return Sample(text=text[:cut], num_tokens=n, finish_reason="stop")
+        reason = "eos" if n < len(ids) or n < request.max_tokens else "length"
+        return Sample(text=text, num_tokens=n, finish_reason=reason)
+
+
+ENGINES = {"vllm": VLLMEngine, "transformers": HFEngine}
+"""Backend name (the ``backend`` YAML field) -> engine class."""
+
+
+def build_engine(backend: str, model: str, model_name: str, **kwargs: Any) -> GenerationEngine:
+    """Construct the named backend.
+
+    Raises:
+        ValueError: unknown backend.
+    """
+    try:
+        cls = ENGINES[backend]
+    except KeyError as e:
+        raise ValueError(f"backend must be one of {sorted(ENGINES)}, got {backend!r}") from e
+    return cls(model, model_name, **kwargs)

@@ -1,0 +1,99 @@
+"""Deploy Serve apps from the committed YAML files, from Python (the same path as ``serve run FILE``).
+
+``serve run``/``serve deploy`` take one file that declares every app; :func:`deploy` merges several
+files (e.g. ``policy.yaml``, ``small_policy.yaml``, ``prm.yaml``) into one declaration, applies
+per-app ``args`` overrides (tests point ``model`` at tiny models), and waits until all are RUNNING.
+Deployment options (replicas, autoscaling, resources) are applied by Serve from the YAML.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["deploy", "load_serve_config"]
+
+log = logging.getLogger(__name__)
+
+
+def load_serve_config(
+    paths: Sequence[str | Path], overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Merge Serve config files into one; ``overrides[app]`` is merged into that app's ``args``.
+
+    Raises:
+        ValueError: a file is unreadable, two files declare the same app, or an override names no app.
+    """
+    merged: dict[str, Any] = {"applications": []}
+    for path in paths:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"serve config {path}: {e}") from e
+        for key in ("proxy_location", "http_options"):
+            merged.setdefault(key, data.get(key))
+        merged["applications"] += copy.deepcopy(data.get("applications", []))
+    names = [a["name"] for a in merged["applications"]]
+    if len(set(names)) != len(names):
+        raise ValueError(f"serve config: app declared twice in {list(paths)}: {names}")
+    for app_name, args in (overrides or {}).items():
+        if app_name not in names:
+            raise ValueError(f"override for unknown app {app_name!r}; apps: {names}")
+        app = merged["applications"][names.index(app_name)]
+        app["args"] = {**app.get("args", {}), **args}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def deploy(
+    paths: Sequence[str | Path],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    timeout_s: float = 900.0,
+) -> dict[str, Any]:
+    """Deploy every app of ``paths`` on the connected Ray cluster; return ``{app name: handle}``.
+
+    Apps that are not in ``paths`` are removed (a Serve config declares the whole set).
+
+    Raises:
+        TimeoutError: not all apps RUNNING within ``timeout_s``.
+        RuntimeError: an app failed to deploy (its message says why).
+    """
+    from ray import serve
+    from ray.serve._private.api import serve_start
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(load_serve_config(paths, overrides))
+    client = serve_start(http_options=schema.http_options.model_dump(), proxy_location=schema.proxy_location)
+    client.deploy_apps(schema)
+    names = [app.name for app in schema.applications]
+    _wait_running(names, timeout_s)
+    return {name: serve.get_app_handle(name) for name in names}
+
+
+def _wait_running(names: list[str], timeout_s: float) -> None:
+    from ray import serve
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        apps = serve.status().applications
+        states = {n: apps[n].status if n in apps else "NOT_STARTED" for n in names}
+        failed = {n: _why(apps[n]) for n, s in states.items() if s in ("DEPLOY_FAILED", "UNHEALTHY")}
+        if failed:
+            raise RuntimeError(f"serve apps failed: {failed}")
+        if all(s == "RUNNING" for s in states.values()):
+            log.info("serve apps running: %s", names)
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"serve apps not running after {timeout_s:.0f}s: {states}")
+        time.sleep(2)
+
+
+def _why(app: Any) -> str:
+    """An app's status message plus its deployments' messages (where the real error is)."""
+    parts = [app.message] + [f"{name}: {d.message}" for name, d in app.deployments.items() if d.message]
+    return " | ".join(p for p in parts if p)
