@@ -34,6 +34,17 @@ def test_loads_with_datasets_and_trl(tmp_path):
     assert maybe_apply_chat_template(example, processing_class=None) == example
 
 
+def test_trl_dpo_trainer_reads_pairs_without_column_mapping(tmp_path, tiny_policy_path):
+    from datasets import load_dataset
+    from dpo_check import dpo_one_step
+
+    result, _, _ = stage1_result()
+    write_pairs(pairs_to_table(result.pairs, "h"), tmp_path / "pairs.parquet")
+    ds = load_dataset("parquet", data_files=str(tmp_path / "pairs.parquet"), split="train")
+    loss = dpo_one_step(ds, tiny_policy_path, str(tmp_path / "dpo"))
+    assert loss == pytest.approx(0.6931, abs=1e-3)  # log(2): policy == reference at the first step
+
+
 def test_wrong_schema_is_refused(tmp_path):
     with pytest.raises(ValueError, match="pairs schema"):
         write_pairs(pa.table({"prompt": ["p"]}), tmp_path / "x.parquet")

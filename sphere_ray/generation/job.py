@@ -78,10 +78,8 @@ def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _P
         "apps": apps, "params": dataclasses.asdict(cfg.sphere_params()), "config_hash": config_hash(cfg),
         "problem_retries": cfg.problem_retries, "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries,
     }  # fmt: skip
-    results = ds.map(
-        ProblemWorker, fn_constructor_kwargs=worker_args, compute=compute, num_cpus=cfg.actor_num_cpus,
-        max_restarts=-1, max_task_retries=-1,
-    )  # fmt: skip
+    # Ray Data restarts a dead actor and retries its rows (max_restarts/max_task_retries default to -1).
+    results = ds.map(ProblemWorker, fn_constructor_kwargs=worker_args, compute=compute, num_cpus=cfg.actor_num_cpus)
     batch, last_commit = Batch(), time.monotonic()
     for row in results.iter_rows():
         _collect(row, batch)
@@ -132,8 +130,8 @@ class _Progress:
             self.pairs += tree["num_pairs"]
             self.tokens += tree["generated_tokens"]
             self.stages[tree["outcome"]] += 1
-            self.metrics["pairs"].inc(tree["num_pairs"] or 0)
-            self.metrics["tokens"].inc(tree["generated_tokens"] or 0)
+            _inc(self.metrics["pairs"], tree["num_pairs"])
+            _inc(self.metrics["tokens"], tree["generated_tokens"])
         else:
             self.failed += 1
             self.metrics["failed"].inc()
@@ -146,6 +144,11 @@ class _Progress:
                 "progress %d/%d problems (%d failed), %d pairs, stages %s, %.1f tok/s",
                 self.done, self.total, self.failed, self.pairs, dict(self.stages), rate,
             )  # fmt: skip
+
+
+def _inc(counter: Any, value: float) -> None:
+    if value > 0:  # Ray's Counter rejects 0
+        counter.inc(value)
 
 
 def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _Progress) -> dict[str, Any]:

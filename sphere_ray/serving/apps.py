@@ -162,7 +162,9 @@ class GenerationServer:
         response = await self.engine.generate(_validate(GenerateRequest, request))
         stats = self.engine.stats()
         self._hit_rate.set(stats["prefix_cache_hit_rate"], tags={"model": self.name})
-        self._tokens.inc(sum(s.num_tokens for ss in response.outputs for s in ss) or 0, tags={"model": self.name})
+        tokens = sum(s.num_tokens for ss in response.outputs for s in ss)
+        if tokens:  # Ray's Counter rejects 0
+            self._tokens.inc(tokens, tags={"model": self.name})
         return response
 
     async def render_chat(self, messages: list[dict[str, str]]) -> str:

@@ -1,0 +1,129 @@
+"""Generation job efficiency on the embedded default (SmolLM2-135M on vLLM-CPU, judge PRM).
+
+1. Deploy the Serve apps from ``deployments/{policy,small_policy,prm}.yaml`` and run the generation job
+   on N bundled GSM8K problems; job tokens/s = generated tokens / job wall time (Serve start excluded).
+2. Replay the very same step requests (prompts, n, max tokens, seeds, read back from the trees) on one
+   in-process vLLM engine, all submitted at once: direct batched tokens/s.
+3. Orchestration efficiency = (1) / (2). Also pairs/hour, tokens/pair, PRM calls/pair.
+
+Results: ``benchmarks/results/generate.{md,json}``.
+
+    python benchmarks/generate.py [--limit 8] [--in-flight 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+            "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+
+
+def run_job(args, out_dir: str) -> tuple[dict, float]:
+    import ray
+    from ray import serve
+
+    from sphere_ray.generation.config import GenerateJobConfig
+    from sphere_ray.generation.job import run_generate_job
+    from sphere_ray.serving.launch import deploy
+
+    ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        deploy([ROOT / "deployments" / f for f in ("policy.yaml", "small_policy.yaml", "prm.yaml")])
+        cfg = GenerateJobConfig(
+            problems="gsm8k_train_sample", limit=args.limit, output_dir=out_dir, start_serve=False,
+            problems_in_flight=args.in_flight, max_depth=args.max_depth, max_step_tokens=args.max_step_tokens,
+        )  # fmt: skip
+        start = time.perf_counter()
+        summary = run_generate_job(cfg)
+        return summary, time.perf_counter() - start
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def step_requests(out_dir: str, max_step_tokens: int) -> list:
+    """Every step request the job made, rebuilt from the trees (same prompt, n, seed, limits)."""
+    from sphere_ray.generation.store import OutputStore
+    from sphere_ray.search.tree import Node, SearchTree
+    from sphere_ray.serving.schema import GenerateRequest
+
+    requests = []
+    for row in OutputStore(out_dir).read("trees").to_pylist():
+        for t in json.loads(row["trees_json"]):
+            nodes = [Node(**n) for n in t["nodes"]]
+            tree = SearchTree(kind=t["kind"], model=t["model"], prompt=t["prompt"], nodes=nodes)
+            for parent in sorted({n.parent for n in tree.nodes}, key=lambda p: -1 if p is None else p):
+                n = len(tree.children(parent))
+                requests.append(GenerateRequest(prompts=[tree.prefix_prompt(parent)], n=n, temperature=0.8,
+                                                max_tokens=max_step_tokens, stop=["\n\n"]))  # fmt: skip
+    return requests
+
+
+def direct(requests: list) -> tuple[int, float]:
+    from sphere_ray.models.embedded import ensure_smollm2
+    from sphere_ray.serving.engines import VLLMEngine
+
+    engine = VLLMEngine(str(ensure_smollm2()), "smollm2", {"dtype": "float32", "enforce_eager": True,
+                                                           "max_model_len": 2048})  # fmt: skip
+
+    async def all_at_once():
+        return await asyncio.gather(*(engine.generate(r) for r in requests))
+
+    asyncio.run(engine.generate(requests[0]))  # warm-up
+    start = time.perf_counter()
+    responses = asyncio.run(all_at_once())
+    seconds = time.perf_counter() - start
+    engine.shutdown()
+    return sum(s.num_tokens for r in responses for ss in r.outputs for s in ss), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=8)
+    parser.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--max-depth", type=int, default=4)
+    parser.add_argument("--max-step-tokens", type=int, default=96)
+    args = parser.parse_args()
+    os.environ.update(VLLM_ENV)
+    out_dir = tempfile.mkdtemp(prefix="sphere-bench-")
+    summary, job_s = run_job(args, out_dir)
+    tokens = summary["generated_tokens"]
+    requests = step_requests(out_dir, args.max_step_tokens)
+    direct_tokens, direct_s = direct(requests)
+    job_rate, direct_rate = tokens / job_s, direct_tokens / direct_s
+    pairs = summary["pairs"]
+    result = {
+        "problems": summary["problems_done"], "pairs": pairs, "outcomes": summary["outcomes"],
+        "job_seconds": round(job_s, 1), "job_tokens": tokens, "job_tokens_per_s": round(job_rate, 1),
+        "direct_tokens": direct_tokens, "direct_seconds": round(direct_s, 1),
+        "direct_tokens_per_s": round(direct_rate, 1),
+        "orchestration_efficiency": round(job_rate / direct_rate, 3),
+        "pairs_per_hour": round(pairs / job_s * 3600, 1), "tokens_per_pair": summary["tokens_per_pair"],
+        "prm_calls_per_pair": summary["prm_calls_per_pair"], "step_requests": len(requests),
+    }  # fmt: skip
+    meta = (
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; SmolLM2-135M-Instruct on vLLM-CPU "
+        f"(fp32, eager) as policy and small policy, LLM-as-judge PRM (transformers) on the same cores; "
+        f"{args.limit} GSM8K problems, E=5, max_depth {args.max_depth}, {args.max_step_tokens} tokens/step, "
+        f"{args.in_flight} problems in flight"
+    )
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    md = f"# Generation job efficiency\n\n{meta}\n\n| metric | value |\n|---|---|\n{rows}\n"
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "generate.md").write_text(md)
+    (OUT / "generate.json").write_text(json.dumps({"meta": meta, **result}, indent=2))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
