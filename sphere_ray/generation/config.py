@@ -35,6 +35,7 @@ class GenerateJobConfig(SearchOptions):
     problems_in_flight: int = option(8, "problems one actor searches at once")
     actor_num_cpus: float = option(0.25, "CPUs reserved per search actor (it mostly waits on the models)")
     problem_retries: int = option(2, "extra attempts for a problem whose search fails")
+    problem_retry_delay_s: float = option(30.0, "wait before a problem's next attempt, times the attempt number")
     call_timeout_s: float = option(600.0, "timeout of one model call")
     call_retries: int = option(3, "retries of one model call on replica failure or timeout")
     commit_every: int = option(16, "commit results every this many problems")
@@ -53,6 +54,8 @@ class GenerateJobConfig(SearchOptions):
         for name in ("problem_retries", "call_retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.problem_retry_delay_s < 0:
+            raise ValueError(f"problem_retry_delay_s must be >= 0, got {self.problem_retry_delay_s}")
         for name in ("call_timeout_s", "serve_timeout_s", "commit_every_s", "actor_num_cpus"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

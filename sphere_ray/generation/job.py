@@ -76,7 +76,8 @@ def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _P
     apps = {"policy": cfg.policy_app, "prm": cfg.prm_app, "small_policy": cfg.small_policy_app or None}
     worker_args = {
         "apps": apps, "params": dataclasses.asdict(cfg.sphere_params()), "config_hash": config_hash(cfg),
-        "problem_retries": cfg.problem_retries, "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries,
+        "problem_retries": cfg.problem_retries, "retry_delay_s": cfg.problem_retry_delay_s,
+        "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries,
     }  # fmt: skip
     # Ray Data restarts a dead actor and retries its rows (max_restarts/max_task_retries default to -1).
     results = ds.map(ProblemWorker, fn_constructor_kwargs=worker_args, compute=compute, num_cpus=cfg.actor_num_cpus)

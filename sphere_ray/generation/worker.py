@@ -8,6 +8,7 @@ retried by Ray Data on a new actor. Model calls already retry a dead replica (se
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -42,12 +43,13 @@ class ProblemWorker:
         apps: Serve app names: ``policy``, ``prm`` and optionally ``small_policy``.
         params: :class:`SphereParams` fields as a dict (``search`` nested).
         problem_retries: extra attempts for a problem whose search raises.
+        retry_delay_s: wait before attempt k+1 is ``retry_delay_s * k`` (time for a replica to be replaced).
         call_timeout_s / call_retries: per model call (see :class:`~sphere_ray.serving.client.ServePolicy`).
     """
 
     def __init__(
         self, apps: dict[str, str | None], params: dict[str, Any], config_hash: str, problem_retries: int = 2,
-        call_timeout_s: float = 600.0, call_retries: int = 3,
+        retry_delay_s: float = 30.0, call_timeout_s: float = 600.0, call_retries: int = 3,
     ) -> None:  # fmt: skip
         from sphere_ray.serving.client import ServePolicy, ServePRM
 
@@ -63,12 +65,15 @@ class ProblemWorker:
         self.params = SphereParams(**{**params, "search": SearchParams(**params["search"])})
         self.config_hash = config_hash
         self.problem_retries = problem_retries
+        self.retry_delay_s = retry_delay_s
 
     async def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         """Search one problem; never raises (a failure is a row with ``error`` set)."""
         problem = row_to_problem(row)
         start = time.monotonic()
         for attempt in range(1, self.problem_retries + 2):
+            if attempt > 1:
+                await asyncio.sleep(self.retry_delay_s * (attempt - 1))
             try:
                 result = await sphere_search(problem, self.models, self.params)
             except Exception as e:

@@ -167,6 +167,11 @@ class GenerationServer:
             self._tokens.inc(tokens, tags={"model": self.name})
         return response
 
+    async def check_health(self) -> None:
+        """Serve's health check: a dead engine makes the replica unhealthy, so Serve replaces it."""
+        if hasattr(self.engine, "check_health"):
+            await self.engine.check_health()
+
     async def render_chat(self, messages: list[dict[str, str]]) -> str:
         """The model's chat template applied to ``messages``, ready for the answer."""
         return self.engine.render_chat(messages)

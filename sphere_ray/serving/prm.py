@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sphere_ray.config import lookup
 from sphere_ray.grading import extract_answer, is_equivalent
 from sphere_ray.search.prompts import SOLVE_TEMPLATE
 from sphere_ray.search.types import STEP_SEPARATOR
@@ -60,11 +61,7 @@ def build_prm(kind: str, **kwargs: Any) -> Any:
     Raises:
         ValueError: unknown family.
     """
-    try:
-        cls = PRM_BACKENDS[kind]
-    except KeyError as e:
-        raise ValueError(f"prm kind must be one of {sorted(PRM_BACKENDS)}, got {kind!r}") from e
-    return cls(**kwargs)
+    return lookup(PRM_BACKENDS, kind, "prm kind")(**kwargs)
 
 
 def _prefix_ends(item: ScoreItem) -> list[int]:

@@ -1,0 +1,79 @@
+"""Pure logic of the serving layer (no Ray): schemas, request grouping, retries, registries."""
+
+import asyncio
+
+import pytest
+from pydantic import ValidationError
+
+from sphere_ray.search import StepRequest
+from sphere_ray.serving.client import call_with_retries, to_generate_requests, to_step_samples
+from sphere_ray.serving.engines import build_engine
+from sphere_ray.serving.prm import build_prm
+from sphere_ray.serving.schema import GenerateRequest, GenerateResponse, Sample
+
+
+def test_step_requests_are_grouped_by_sampling_settings_keeping_seeds():
+    reqs = [StepRequest("a", 5, 0.8, 64, seed=11), StepRequest("b", 10, 0.8, 64, seed=12),
+            StepRequest("c", 5, 0.8, 64, seed=13)]  # fmt: skip
+    groups = to_generate_requests(reqs)
+    assert [(idx, g.prompts, g.seeds, g.n) for idx, g in groups] == [
+        ([0, 2], ["a", "c"], [11, 13], 5),
+        ([1], ["b"], [12], 10),
+    ]
+
+
+def test_samples_map_finish_reasons():
+    response = GenerateResponse(outputs=[[Sample(text="x", num_tokens=3, finish_reason="eos"),
+                                          Sample(text="y", num_tokens=4, finish_reason="stop")]])  # fmt: skip
+    (samples,) = to_step_samples(response)
+    assert [(s.text, s.num_tokens, s.finished) for s in samples] == [("x", 3, True), ("y", 4, False)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"prompts": []}, {"prompts": ["a"], "n": 0}, {"prompts": ["a"], "temperature": -1},
+     {"prompts": ["a"], "stop": [""]}, {"prompts": ["a", "b"], "seeds": [1]}, {"prompts": ["a"], "bogus": 1}],
+)  # fmt: skip
+def test_generate_request_validation(body):
+    with pytest.raises(ValidationError):
+        GenerateRequest.model_validate(body)
+
+
+class ActorDiedError(Exception):
+    """FAKE stand-in named like Ray's (the client classifies errors by class name)."""
+
+
+def test_retries_on_dead_replica_not_on_bad_request():
+    calls = {"n": 0}
+
+    async def flaky():
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise ActorDiedError("replica died")
+        return "ok"
+
+    assert asyncio.run(call_with_retries(flaky, "x", retries=3, backoff_s=0)) == "ok" and calls["n"] == 3
+
+    async def bad():
+        calls["n"] += 1
+        raise ValueError("invalid request")
+
+    calls["n"] = 0
+    with pytest.raises(ValueError):
+        asyncio.run(call_with_retries(bad, "x", retries=3, backoff_s=0))
+    assert calls["n"] == 1
+
+
+def test_timeouts_are_retried_then_raised():
+    async def slow():
+        await asyncio.sleep(5)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(call_with_retries(slow, "x", retries=1, timeout_s=0.05, backoff_s=0))
+
+
+def test_unknown_backend_and_prm_family_name_the_field():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        build_engine("tensorrt", "m", "m")
+    with pytest.raises(ValueError, match="prm kind must be one of"):
+        build_prm("oracle")
