@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import ENGINE_KWARGS, VLLM_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
-VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-            "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
 
 
 def run_job(args, out_dir: str) -> tuple[dict, float]:
@@ -73,15 +73,7 @@ def direct(requests: list) -> tuple[int, float]:
     from sphere_ray.models.embedded import ensure_smollm2
     from sphere_ray.serving.engines import VLLMEngine
 
-    kwargs = {
-        "dtype": "float32",
-        "enforce_eager": True,
-        "max_model_len": 2048,
-        "enable_prefix_caching": True,
-        "enable_chunked_prefill": False,
-        "max_num_batched_tokens": 2048,
-    }  # as deployments/policy.yaml
-    engine = VLLMEngine(str(ensure_smollm2()), "smollm2", kwargs)
+    engine = VLLMEngine(str(ensure_smollm2()), "smollm2", ENGINE_KWARGS)
 
     async def run() -> tuple[list, float]:  # one event loop: vLLM's engine is bound to the loop it started on
         await engine.generate(requests[0])  # warm-up

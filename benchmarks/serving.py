@@ -20,19 +20,11 @@ import platform
 import time
 from pathlib import Path
 
+from common import ENGINE_KWARGS, VLLM_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 BATCHES = (1, 8, 32)
-VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-            "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
-ENGINE_KWARGS = {
-    "dtype": "float32",
-    "enforce_eager": True,
-    "max_model_len": 2048,
-    "enable_prefix_caching": True,
-    "enable_chunked_prefill": False,
-    "max_num_batched_tokens": 2048,
-}  # as deployments/policy.yaml
 
 
 def prompts(render, n: int) -> list[str]:

@@ -1,0 +1,6 @@
+"""Settings shared by the benchmark scripts (the same as deployments/policy.yaml on this CPU)."""
+
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+            "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+ENGINE_KWARGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048, "enable_prefix_caching": True,
+                 "enable_chunked_prefill": False, "max_num_batched_tokens": 2048}  # fmt: skip
