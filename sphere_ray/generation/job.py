@@ -83,8 +83,9 @@ def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _P
     results = ds.map(ProblemWorker, fn_constructor_kwargs=worker_args, compute=compute, num_cpus=cfg.actor_num_cpus)
     batch, last_commit = Batch(), time.monotonic()
     for row in results.iter_rows():
-        _collect(row, batch)
-        progress.update(row)
+        payload = json.loads(row["payload"])  # parsed once, used by both
+        _collect(row, payload, batch)
+        progress.update(row, payload)
         if len(batch) >= cfg.commit_every or time.monotonic() - last_commit > cfg.commit_every_s:
             store.commit(batch)
             batch, last_commit = Batch(), time.monotonic()
@@ -92,8 +93,7 @@ def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _P
         store.commit(batch)
 
 
-def _collect(row: dict[str, Any], batch: Batch) -> None:
-    payload = json.loads(row["payload"])
+def _collect(row: dict[str, Any], payload: dict[str, Any], batch: Batch) -> None:
     if row["ok"]:
         batch.trees.append(payload["tree"])
         batch.pairs.extend(payload["pairs"])
@@ -124,10 +124,10 @@ class _Progress:
                                ("tokens", "tokens generated"), ("failed", "problems failed"))
         }  # fmt: skip
 
-    def update(self, row: dict[str, Any]) -> None:
+    def update(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
         self.done += 1
         if row["ok"]:
-            tree = json.loads(row["payload"])["tree"]
+            tree = payload["tree"]
             self.pairs += tree["num_pairs"]
             self.tokens += tree["generated_tokens"]
             self.stages[tree["outcome"]] += 1

@@ -26,6 +26,7 @@ from ray import serve
 from ray.serve import Application
 
 from sphere_ray.models.embedded import resolve_model
+from sphere_ray.serving.client import ServePolicy
 from sphere_ray.serving.engines import build_engine
 from sphere_ray.serving.prm import MonteCarloPRM, build_prm
 from sphere_ray.serving.schema import (
@@ -75,32 +76,6 @@ def _validate(model: type[BaseModel], body: Any) -> Any:
 
 
 # Helpers come before the deployment classes: Serve serialises a class when it is decorated.
-
-
-class _LazyAppHandle:
-    """A Serve app's handle, looked up on first use; renders are cached (bounded)."""
-
-    def __init__(self, app: str) -> None:
-        self.app = app
-        self._handle: Any = None
-        self._rendered: dict[str, str] = {}
-
-    @property
-    def handle(self) -> Any:
-        if self._handle is None:
-            self._handle = serve.get_app_handle(self.app)
-        return self._handle
-
-    async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        return await self.handle.generate.remote(request)
-
-    async def render(self, user_message: str) -> str:
-        if user_message not in self._rendered:
-            if len(self._rendered) > 10_000:
-                self._rendered.clear()
-            messages = [{"role": "user", "content": user_message}]
-            self._rendered[user_message] = await self.handle.render_chat.remote(messages)
-        return self._rendered[user_message]
 
 
 def _gauge(name: str, description: str) -> Any:
@@ -226,8 +201,8 @@ class PRMServer:
         if cfg.kind == "monte_carlo":
             if not cfg.policy_app:
                 raise ValueError("monte_carlo PRM needs policy_app: the Serve app to roll out with")
-            policy = _LazyAppHandle(cfg.policy_app)  # the policy app may still be starting
-            self.prm = MonteCarloPRM(policy.generate, policy.render, name=name, **cfg.options)
+            policy = ServePolicy(cfg.policy_app)  # looked up on first use: the app may still be starting
+            self.prm = MonteCarloPRM(policy.generate, policy.render_prompt, name=name, **cfg.options)
         else:
             if not cfg.model:
                 raise ValueError(f"{cfg.kind} PRM needs model")

@@ -143,31 +143,43 @@ class ServePolicy:
     """The Policy protocol over a Serve generation app (``GenerationServer``).
 
     Args:
-        app: Serve app name (``policy``, ``small_policy``) or a ``DeploymentHandle``.
-        name: model name recorded in trees and pairs (default: the app's served model name).
+        app: Serve app name (``policy``, ``small_policy``) or a ``DeploymentHandle``; a name is looked up on
+            first use, so the app may still be starting when this is built.
+        name: model name recorded in trees and pairs (default: the app name).
         timeout_s / retries: per call.
     """
 
     def __init__(self, app: Any, name: str | None = None, timeout_s: float = 600.0, retries: int = 3) -> None:
-        from ray import serve
-
-        self.handle = serve.get_app_handle(app) if isinstance(app, str) else app
+        self._app = app
         self.name = name or (app if isinstance(app, str) else "policy")
         self.timeout_s, self.retries = timeout_s, retries
         self._rendered: dict[str, str] = {}
 
+    @property
+    def handle(self) -> Any:
+        """The app's deployment handle."""
+        if isinstance(self._app, str):
+            from ray import serve
+
+            self._app = serve.get_app_handle(self._app)
+        return self._app
+
     async def render_prompt(self, user_message: str) -> str:
-        """The served model's chat template (cached per message)."""
+        """The served model's chat template (cached per message, bounded)."""
         if user_message not in self._rendered:
-            messages = [{"role": "user", "content": user_message}]
-            self._rendered[user_message] = await self._call(lambda: self.handle.render_chat.remote(messages), "render")
             if len(self._rendered) > 10_000:
                 self._rendered.clear()
+            messages = [{"role": "user", "content": user_message}]
+            self._rendered[user_message] = await self._call(lambda: self.handle.render_chat.remote(messages), "render")
         return self._rendered[user_message]
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        """One batched generate call through the deployment (with retries)."""
+        return await self._call(lambda: self.handle.generate.remote(request), "generate")
 
     async def sample_steps(self, requests: Sequence[StepRequest]) -> list[list[StepSample]]:
         """Batched next-step samples through the deployment."""
-        return await _sample_via(lambda g: self._call(lambda: self.handle.generate.remote(g), "generate"), requests)
+        return await _sample_via(self.generate, requests)
 
     async def _call(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
         return await call_with_retries(fn, f"{self.name}.{what}", self.retries, self.timeout_s)
