@@ -78,7 +78,7 @@ def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"config: unknown field(s) {unknown} in {path}; known: {sorted(names)}")
     hints = typing.get_type_hints(cls)
-    return {k: _check_type(k, v, hints[k]) for k, v in data.items()}
+    return {k: _check_type(k, _float_or_str(v) if _floaty(v, hints[k]) else v, hints[k]) for k, v in data.items()}
 
 
 def _parser(cls: type) -> argparse.ArgumentParser:
@@ -102,7 +102,21 @@ def _convert(name: str, raw: str, hint: Any) -> Any:
         value = raw
     if _allows(hint, str) and not isinstance(value, str) and value is not None:
         value = raw  # a string field keeps what was typed ("007" stays "007")
+    elif _floaty(value, hint):
+        value = _float_or_str(value)
     return _check_type(name, value, hint)
+
+
+def _floaty(value: Any, hint: Any) -> bool:
+    """A string for a float field: YAML 1.1 reads ``1e-3`` (no dot) as a string."""
+    return isinstance(value, str) and _allows(hint, float) and not _allows(hint, str)
+
+
+def _float_or_str(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def _allows(hint: Any, typ: type) -> bool:

@@ -80,7 +80,7 @@ def build_models(cfg: SearchJobConfig) -> Models:
     small = None
     if cfg.small_policy_model:
         small = main if cfg.small_policy_model == cfg.policy_model else policy(cfg.small_policy_model)
-    judge = JudgePRM(resolve_model(cfg.prm_model), f"judge:{cfg.prm_model}", cfg.dtype, cfg.device)
+    judge = JudgePRM(resolve_model(cfg.prm_model), f"judge:{cfg.prm_model}", dtype=cfg.dtype, device=cfg.device)
     return Models(policy=main, prm=EnginePRM(judge), small_policy=small)
 
 

@@ -59,5 +59,6 @@ def serve_apps(ray_cluster, tiny_policy_path, tiny_prm_path):
         "tiny_hf": {"model": tiny_policy_path, "served_model_name": "tiny-qwen2-hf"},
         "prm_qwen_hf": {"model": tiny_prm_path},
         "prm_judge": {"model": tiny_policy_path},
+        "prm_judge_vllm": {"model": tiny_policy_path},
     }
     return deploy(paths, overrides, timeout_s=1200)

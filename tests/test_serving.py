@@ -91,6 +91,10 @@ def test_judge_and_monte_carlo_prms(serve_apps):
              PrmRequest("What is 2+3?", ("2 + 3 = 6.",), only_last=True, answer="5")]  # fmt: skip
     judge = run(ServePRM("prm_judge").score_steps(items))
     assert [len(s) for s in judge] == [2, 1] and all(0 <= x <= 1 for s in judge for x in s)
+    judge_vllm = run(ServePRM("prm_judge_vllm").score_steps(items))  # same model, vLLM engine: same verdicts
+    assert [len(s) for s in judge_vllm] == [2, 1]
+    for va, vb in zip(judge_vllm, judge, strict=True):
+        assert va == pytest.approx(vb, abs=1e-3)
     mc = run(ServePRM("prm_mc").score_steps(items))
     # the first prefix already states the right answer: every rollout from it reaches it
     assert mc[0][1] == 1.0 and all(x in (0.0, 1 / 3, 2 / 3, 1.0) for s in mc for x in s)

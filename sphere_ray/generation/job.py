@@ -155,7 +155,8 @@ def _inc(counter: Any, value: float) -> None:
 def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _Progress) -> dict[str, Any]:
     """Totals over everything committed in the folder (all runs), plus this run's rate."""
     pairs = store.read("pairs").select(["stage", "level"]).to_pylist()
-    trees = store.read("trees").select(["outcome", "generated_tokens", "prm_calls"]).to_pylist()
+    columns = ["outcome", "generated_tokens", "prm_calls", "seconds", "policy_seconds", "prm_seconds"]
+    trees = store.read("trees").select(columns).to_pylist()
     rejects = store.read("rejects").select(["reason"]).to_pylist()
     tokens = sum(t["generated_tokens"] for t in trees)
     prm_calls = sum(t["prm_calls"] for t in trees)
@@ -170,6 +171,7 @@ def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _
         "rejects_by_reason": dict(collections.Counter(r["reason"].split(":")[0][:80] for r in rejects)),
         "generated_tokens": tokens,
         "prm_calls": prm_calls,
+        "problem_seconds": {k: round(sum(t[k] for t in trees), 1) for k in columns[3:]},
         "this_run": {"problems": progress.done, "failed": progress.failed, "wall_seconds": round(seconds, 2),
                      "tokens_per_second": round(progress.tokens / seconds, 2) if seconds else None,
                      "seconds_per_pair": round(seconds / progress.pairs, 2) if progress.pairs else None},

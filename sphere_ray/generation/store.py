@@ -46,6 +46,8 @@ TREE_SCHEMA = pa.schema(
         pa.field("step_generations", pa.int64(), nullable=False),
         pa.field("prm_calls", pa.int64(), nullable=False),
         pa.field("seconds", pa.float64(), nullable=False),
+        pa.field("policy_seconds", pa.float64(), nullable=False),
+        pa.field("prm_seconds", pa.float64(), nullable=False),
         pa.field("attempts", pa.int32(), nullable=False),
         pa.field("trees_json", pa.string(), nullable=False),
     ]

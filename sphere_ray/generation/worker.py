@@ -89,7 +89,8 @@ class ProblemWorker:
         tree = {
             "problem_id": result.problem.id, "stage": result.stage, "outcome": result.outcome,
             "num_pairs": len(pairs), "generated_tokens": c.generated_tokens, "step_generations": c.step_generations,
-            "prm_calls": c.prm_calls, "seconds": seconds, "attempts": attempts,
+            "prm_calls": c.prm_calls, "seconds": seconds, "policy_seconds": c.policy_seconds,
+            "prm_seconds": c.prm_seconds, "attempts": attempts,
             "trees_json": json.dumps([t.to_dict() for t in result.trees]),
         }  # fmt: skip
         payload = json.dumps({"tree": tree, "pairs": pairs})

@@ -32,6 +32,7 @@ Decisions where the paper is ambiguous:
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from collections.abc import Sequence
 
@@ -138,9 +139,11 @@ class _Ctx:
             )
             for par in parents
         ]
+        start = time.monotonic()
         samples = await self.policy.sample_steps(requests)
         _check_samples(samples, len(requests))
         c = self.tree.counters
+        c.policy_seconds += time.monotonic() - start
         c.policy_calls += 1
         c.step_generations += sum(len(ss) for ss in samples)
         c.generated_tokens += sum(s.num_tokens for ss in samples for s in ss)
@@ -152,7 +155,9 @@ class _Ctx:
             for par, ss in zip(parents, samples, strict=True)
             for s in ss
         ]
+        start = time.monotonic()
         scores = await self.prm.score_steps(requests)
+        self.tree.counters.prm_seconds += time.monotonic() - start
         if len(scores) != len(requests):
             raise RuntimeError(f"PRM returned {len(scores)} score lists for {len(requests)} requests")
         self.tree.counters.prm_calls += len(requests)

@@ -137,6 +137,8 @@ class Counters:
         policy_calls: batched policy calls.
         prm_calls: prefixes scored by the PRM.
         prm_batches: batched PRM calls.
+        policy_seconds: wall seconds spent awaiting policy calls.
+        prm_seconds: wall seconds spent awaiting PRM calls.
     """
 
     generated_tokens: int = 0
@@ -144,6 +146,8 @@ class Counters:
     policy_calls: int = 0
     prm_calls: int = 0
     prm_batches: int = 0
+    policy_seconds: float = 0.0
+    prm_seconds: float = 0.0
 
     def add(self, other: Counters) -> None:
         """Add ``other`` into this counter in place."""

@@ -1,0 +1,124 @@
+"""The DPO job's config: TRL's ``DPOConfig`` plus the data, LoRA, Ray Train and export fields.
+
+Every ``DPOConfig`` / ``TrainingArguments`` field is accepted in the recipe and on the CLI
+(``--beta 0.5``); the defaults that differ from TRL's are the paper's (SPHERE, arXiv 2503.04813):
+beta 0.8, lr 1e-6, warmup ratio 0.2 (``warmup_steps: 0.2``), 10 epochs, LoRA r 64 / alpha 128 /
+dropout 0.05, best checkpoint by eval loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from trl import DPOConfig
+
+from sphere_ray.config import option
+
+__all__ = ["DEEPSPEED_DIR", "DPOJobConfig"]
+
+DEEPSPEED_DIR = Path(__file__).resolve().parent / "deepspeed"
+"""The committed DeepSpeed configs (``zero2.json``, ``zero3.json``, ``zero2_offload.json``)."""
+
+
+@dataclass
+class DPOJobConfig(DPOConfig):
+    """SPHERE DPO: TRL DPOTrainer + PEFT LoRA on Ray Train workers, optionally under DeepSpeed ZeRO."""
+
+    # --- data and model
+    model: str = option("smollm2-135m-instruct", "base model: embedded name, folder or hub id (the policy)")
+    pairs: str = option("outputs/generate/pairs", "pairs Parquet file or folder (local or pyarrow URI, s3://...)")
+    eval_fraction: float = option(0.1, "share of problems (not pairs) held out for eval; 0 disables eval")
+    split_seed: int = option(0, "seed of the problem-level train/eval split")
+    # --- LoRA (PEFT)
+    lora_r: int = option(64, "LoRA rank (paper: 64)")
+    lora_alpha: int = option(128, "LoRA alpha (paper: 128)")
+    lora_dropout: float = option(0.05, "LoRA dropout (paper: 0.05)")
+    lora_target_modules: list[str] | str = field(
+        default="all-linear", metadata={"help": "modules LoRA adapts: a list or 'all-linear'", "hashed": True}
+    )
+    # --- Ray Train
+    num_workers: int = option(1, "Ray Train workers (one per GPU on a GPU cluster)")
+    use_gpu: bool = option(False, "one GPU per worker")
+    cpus_per_worker: float = option(1.0, "CPUs reserved per worker")
+    zero_stage: int = option(0, "DeepSpeed ZeRO stage: 0 (off, plain DDP), 2 or 3; uses deepspeed_config")
+    deepspeed_config: str | None = option(
+        None, "DeepSpeed JSON (null: sphere_ray/training/deepspeed/zero{stage}.json); 'auto' values filled by HF"
+    )
+    storage_path: str | None = option(
+        None, "Ray Train storage (checkpoints) folder or URI; null: <output_dir>/ray. Shared storage on multi-node"
+    )
+    run_name: str = option("dpo", "Ray Train run name; a rerun with the same storage and name resumes it")
+    max_failures: int = option(2, "worker-group restarts from the last checkpoint before the job fails")
+    checkpoints_to_keep: int = option(2, "Ray Train checkpoints kept (the best by eval loss and the latest)")
+    # --- outputs
+    merge: bool = option(True, "also write <output_dir>/merged: base + adapter, servable by vLLM / the Serve apps")
+    ray_address: str | None = option(None, "Ray cluster address (null: the job's cluster or a new local one)")
+    # --- paper defaults over TRL's
+    beta: float = option(0.8, "DPO beta (paper: 0.8)")
+    learning_rate: float = option(1e-6, "peak learning rate (paper: 1e-6)")
+    warmup_steps: float = option(0.2, "warmup: steps, or a ratio of total steps if < 1 (paper: ratio 0.2)")
+    num_train_epochs: float = option(10.0, "epochs (paper: 10)")
+    disable_dropout: bool = option(False, "zero all dropout (false keeps the LoRA dropout the paper uses)")
+    eval_strategy: str = option("epoch", "when to evaluate: no | steps | epoch (checkpoints follow it)")
+    save_strategy: str = option("epoch", "when to checkpoint: must match eval_strategy when eval is on")
+    output_dir: str | None = option("outputs/dpo", "where the adapter, merged model and metrics go")
+    report_to: str | list[str] | None = field(
+        default="none", metadata={"help": "none | tensorboard | wandb (or a list)", "hashed": False}
+    )
+
+    def __post_init__(self) -> None:
+        """Check the job's fields, then TRL's with the hardware checks left to the workers.
+
+        TRL's own ``__post_init__`` is not run on the driver: it validates precision and DeepSpeed
+        against the driver's hardware (a CPU head node of a GPU cluster would fail on ``bf16``).
+        The workers build the real arguments with :meth:`training_args`.
+        """
+        self._check_job_fields()
+        if self.deepspeed is not None:
+            raise ValueError("deepspeed: set zero_stage (and optionally deepspeed_config); the workers apply it")
+        try:
+            self.training_args(self.output_dir, hardware_checks=False)
+        except ValueError as e:
+            raise ValueError(f"invalid DPO training argument: {e}") from e
+
+    def training_args(self, output_dir: str, hardware_checks: bool = True) -> DPOConfig:
+        """TRL's ``DPOConfig`` for a worker: the TRL fields of this config, DeepSpeed and precision applied.
+
+        On CPU (``use_gpu: false``) an unset ``bf16`` becomes false (fp32: bf16 is ~3x slower on CPU).
+        """
+        values = {f.name: getattr(self, f.name) for f in fields(DPOConfig) if f.init}
+        values.update(output_dir=output_dir, deepspeed=self.deepspeed_file() if hardware_checks else None)
+        if not self.use_gpu:
+            values.update(use_cpu=True, bf16=bool(self.bf16), fp16=False)
+        if not hardware_checks:
+            values.update(use_cpu=True, bf16=False, fp16=False)
+        return DPOConfig(**values)
+
+    def deepspeed_file(self) -> str | None:
+        """The DeepSpeed JSON the workers use (``None``: ZeRO off)."""
+        if not self.zero_stage:
+            return None
+        return self.deepspeed_config or str(DEEPSPEED_DIR / f"zero{self.zero_stage}.json")
+
+    def _check_job_fields(self) -> None:
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        for name in ("lora_r", "lora_alpha", "num_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.zero_stage not in (0, 2, 3):
+            raise ValueError(f"zero_stage must be 0, 2 or 3, got {self.zero_stage}")
+        if self.deepspeed_config and not self.zero_stage:
+            raise ValueError("deepspeed_config is set but zero_stage is 0: set zero_stage to 2 or 3")
+        if self.cpus_per_worker <= 0 or self.max_failures < 0 or self.checkpoints_to_keep < 1:
+            raise ValueError("cpus_per_worker must be > 0, max_failures >= 0 and checkpoints_to_keep >= 1")
+        if not self.output_dir:
+            raise ValueError("output_dir must be set")
+        if self.eval_fraction > 0 and str(self.eval_strategy) != str(self.save_strategy):
+            raise ValueError(
+                f"save_strategy ({self.save_strategy}) must equal eval_strategy ({self.eval_strategy}) so that every "
+                "checkpoint has an eval loss to rank it by"
+            )

@@ -1,0 +1,128 @@
+"""The DPO job: pairs Parquet -> Ray Train ``TorchTrainer`` (TRL DPO + LoRA) -> adapter, merged model.
+
+Driver: read, clean and split the pairs (:mod:`sphere_ray.training.data`), put them in the object
+store, run the workers (:mod:`sphere_ray.training.worker`), then export from the best Ray Train
+checkpoint (lowest ``eval_loss``; the latest when eval is off):
+
+``<output_dir>/adapter/``   the LoRA adapter (PEFT format) and tokenizer
+``<output_dir>/merged/``    base + adapter, a plain model folder vLLM and the Serve apps load (``merge: true``)
+``<output_dir>/metrics.json``  TRL's log history: loss, rewards/margins, rewards/accuracies, eval_loss per log step
+``<output_dir>/summary.json``  data counts, best checkpoint, timings, lineage
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from sphere_ray.config import config_hash
+from sphere_ray.generation.lineage import git_sha, package_versions
+from sphere_ray.training.config import DPOJobConfig
+from sphere_ray.training.data import load_pair_splits
+from sphere_ray.training.export import export_adapter, merge_adapter
+
+__all__ = ["run_dpo_job", "trainer_log_history"]
+
+log = logging.getLogger(__name__)
+
+
+def run_dpo_job(cfg: DPOJobConfig) -> dict[str, Any]:
+    """Train on the connected (or a new local) Ray cluster; return the summary.
+
+    Raises:
+        ValueError: unreadable or empty pairs (see :func:`~sphere_ray.training.data.load_pair_splits`).
+    """
+    import ray
+    from transformers import AutoTokenizer
+
+    from sphere_ray.models.embedded import resolve_model
+
+    if not ray.is_initialized():
+        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}))
+    start = time.monotonic()
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model))
+    splits = load_pair_splits(cfg.pairs, tokenizer, cfg.max_length, cfg.eval_fraction, cfg.split_seed)
+    log.info("pairs: %s", splits.summary())
+    result = _fit(cfg, splits)
+    out = Path(cfg.output_dir)
+    best, best_metrics = _best_checkpoint(result, has_eval=splits.eval is not None)
+    export_adapter(best, out / "adapter")
+    _write_json(out / "metrics.json", trainer_log_history(result.checkpoint))
+    if cfg.merge:
+        merge_adapter(resolve_model(cfg.model), out / "adapter", out / "merged")
+    summary = {
+        "data": splits.summary(), "best_checkpoint": best.path, "best_eval_loss": best_metrics.get("eval_loss"),
+        "best_step": best_metrics.get("step"), "final_step": result.metrics.get("step"),
+        "resumed_from_step": result.metrics.get("resumed_from_step", 0), "last_metrics": result.metrics,
+        "outputs": {"adapter": str(out / "adapter"), "merged": str(out / "merged") if cfg.merge else None},
+        "wall_seconds": round(time.monotonic() - start, 1), "lineage": _lineage(cfg),
+    }  # fmt: skip
+    _write_json(out / "summary.json", summary)
+    return summary
+
+
+def _fit(cfg: DPOJobConfig, splits: Any) -> Any:
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from sphere_ray.training.worker import train_loop_per_worker
+
+    has_eval = splits.eval is not None
+    resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
+    storage = cfg.storage_path or str(Path(cfg.output_dir, "ray").resolve())
+    data = {"train": ray.put(splits.train), "eval": ray.put(splits.eval) if has_eval else None}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg, **data},
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(
+            name=cfg.run_name, storage_path=storage, failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=cfg.checkpoints_to_keep, checkpoint_score_attribute="eval_loss" if has_eval else None,
+                checkpoint_score_order="min",
+            ),
+        ),
+    )  # fmt: skip
+    return trainer.fit()
+
+
+def _best_checkpoint(result: Any, has_eval: bool) -> tuple[Any, dict[str, Any]]:
+    """The checkpoint with the lowest ``eval_loss`` (the latest without eval)."""
+    if result.error is not None:
+        raise RuntimeError(f"training failed: {result.error}") from result.error
+    candidates = [(c, m) for c, m in (result.best_checkpoints or []) if c is not None]
+    if not candidates:
+        raise RuntimeError("training produced no checkpoint (is save_strategy 'no'?)")
+    if has_eval:
+        scored = [(c, m) for c, m in candidates if m.get("eval_loss") is not None]
+        if scored:
+            return min(scored, key=lambda cm: cm[1]["eval_loss"])
+    return max(candidates, key=lambda cm: cm[1].get("step", 0))
+
+
+def trainer_log_history(checkpoint: Any) -> list[dict[str, Any]]:
+    """TRL's log history (loss, rewards/*, eval_*) from a checkpoint's ``trainer_state.json``."""
+    with checkpoint.as_directory() as d:
+        state = json.loads((Path(d) / "checkpoint" / "trainer_state.json").read_text())
+    return state["log_history"]
+
+
+def _lineage(cfg: DPOJobConfig) -> dict[str, Any]:
+    config = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    return {
+        "config": json.loads(json.dumps(config, default=str)), "config_hash": config_hash(cfg),
+        "packages": package_versions(), "git_sha": git_sha(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str))
+    tmp.replace(path)

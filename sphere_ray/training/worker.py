@@ -1,0 +1,101 @@
+"""What each Ray Train worker runs: TRL's DPOTrainer with a PEFT LoRA adapter (optionally DeepSpeed).
+
+With LoRA the reference model is the base model with the adapter disabled (TRL does this when it
+is given a ``peft_config`` and no ``ref_model``): no second copy of the weights. Checkpoints go to
+Ray Train through ``RayTrainReportCallback`` (scored by ``eval_loss``); a restarted worker group,
+or a rerun with the same storage and run name, resumes from the latest one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_trainer", "train_loop_per_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train entry point.
+
+    Args:
+        config: ``cfg`` (:class:`~sphere_ray.training.config.DPOJobConfig`), ``train`` and ``eval``
+            (object refs of pyarrow tables with ``prompt``/``chosen``/``rejected``; ``eval`` may be None).
+    """
+    import ray
+    import ray.train
+
+    cfg = config["cfg"]
+    train, held_out = ray.get(config["train"]), (ray.get(config["eval"]) if config["eval"] is not None else None)
+    local_dir = tempfile.mkdtemp(prefix=f"sphere-dpo-{cfg.run_name}-")
+    try:
+        resume, step = _restore(ray.train.get_checkpoint(), local_dir)
+        trainer = build_trainer(cfg, train, held_out, local_dir, resumed_from_step=step)
+        trainer.train(resume_from_checkpoint=resume)
+    finally:
+        shutil.rmtree(local_dir, ignore_errors=True)
+
+
+def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_from_step: int = 0) -> Any:
+    """TRL ``DPOTrainer`` over the tables, LoRA from ``cfg``, reporting to Ray Train."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOTrainer
+
+    from sphere_ray.models.embedded import resolve_model
+
+    args = cfg.training_args(output_dir)
+    path = resolve_model(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    lora = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM",
+    )  # fmt: skip
+    trainer = DPOTrainer(
+        model=model, ref_model=None, args=args, processing_class=tokenizer, peft_config=lora,
+        train_dataset=Dataset(train), eval_dataset=Dataset(held_out) if held_out is not None else None,
+        callbacks=[_report_callback(RayTrainReportCallback, resumed_from_step)],
+    )  # fmt: skip
+    return prepare_trainer(trainer)
+
+
+def _report_callback(base: type, resumed_from_step: int) -> Any:
+    """Ray's report callback, its metrics also saying which step this worker group resumed from."""
+
+    class ReportCallback(base):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            state.log_history.append({"resumed_from_step": resumed_from_step, "step": state.global_step})
+            try:
+                super().on_save(args, state, control, **kwargs)
+            finally:
+                state.log_history.pop()
+
+    return ReportCallback()
+
+
+def _restore(checkpoint: Any, local_dir: str) -> tuple[str | None, int]:
+    """Copy Ray Train's latest checkpoint to ``local_dir``: ``(HF checkpoint path or None, its step)``."""
+    if checkpoint is None:
+        return None, 0
+    target = Path(local_dir) / "resume"
+    with checkpoint.as_directory() as d:
+        source = Path(d) / "checkpoint"
+        if not (source / "trainer_state.json").exists():
+            log.warning("checkpoint %s has no trainer state; starting over", d)
+            return None, 0
+        shutil.copytree(source, target)
+    step = json.loads((target / "trainer_state.json").read_text())["global_step"]
+    log.info("resuming from %s (step %d)", checkpoint.path, step)
+    return str(target), step
