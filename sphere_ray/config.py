@@ -100,7 +100,7 @@ def _convert(name: str, raw: str, hint: Any) -> Any:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
-    if _allows(hint, str) and not isinstance(value, str) and value is not None:
+    if _allows(hint, str) and not isinstance(value, str) and value is not None and not _allows(hint, type(value)):
         value = raw  # a string field keeps what was typed ("007" stays "007")
     elif _floaty(value, hint):
         value = _float_or_str(value)

@@ -9,10 +9,12 @@ from sphere_ray.pairs import PAIR_SCHEMA, write_pairs
 
 def pair_row(problem_id: str, k: int, chosen: str | None = None, rejected: str | None = None, **kw) -> dict:
     a, b = 3 + k, 4 + int(problem_id.split("-")[-1])
+    right = f"{a} + {b} = {a + b}. The answer is {a + b}."
+    wrong = f"{a} + {b} = {a + b + 1}. The answer is {a + b + 1}."
     row = {
         "prompt": f"<|im_start|>user\nWhat is {a} + {b}?<|im_end|>\n<|im_start|>assistant\n",
-        "chosen": chosen if chosen is not None else f"{a} + {b} = {a + b}. The answer is \\boxed{{{a + b}}}.",
-        "rejected": rejected if rejected is not None else f"{a} + {b} = {a + b + 1}. The answer is \\boxed{{{a + b + 1}}}.",
+        "chosen": chosen if chosen is not None else right,
+        "rejected": rejected if rejected is not None else wrong,
         "pair_id": f"{problem_id}:{k}", "problem_id": problem_id, "stage": 1, "level": "trajectory",
         "prompt_kind": "solve", "depth": None, "chosen_score": 0.9, "rejected_score": 0.1, "chosen_correct": True,
         "rejected_correct": False, "chosen_model": "tiny", "rejected_model": "tiny", "config_hash": "test",

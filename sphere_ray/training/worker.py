@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_trainer", "train_loop_per_worker"]
+__all__ = ["build_trainer", "peak_memory_mb", "train_loop_per_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +72,34 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
 
 
 def _report_callback(base: type, resumed_from_step: int) -> Any:
-    """Ray's report callback, its metrics also saying which step this worker group resumed from."""
+    """Ray's report callback; its metrics also carry the resume step, train seconds and peak memory."""
+    import time
 
     class ReportCallback(base):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.start = time.monotonic()
+
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            state.log_history.append({"resumed_from_step": resumed_from_step, "step": state.global_step})
+            extra = {"resumed_from_step": resumed_from_step, "train_seconds": time.monotonic() - self.start}
+            state.log_history.append({**extra, **peak_memory_mb(), "step": state.global_step})
             try:
                 super().on_save(args, state, control, **kwargs)
             finally:
                 state.log_history.pop()
 
     return ReportCallback()
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident memory of this process and, on GPU, peak allocated GPU memory (MiB)."""
+    import resource
+
+    import torch
+
+    peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        peak["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
 
 
 def _restore(checkpoint: Any, local_dir: str) -> tuple[str | None, int]:

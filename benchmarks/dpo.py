@@ -1,0 +1,151 @@
+"""DPO job vs a plain TRL DPOTrainer script: training tokens/s and peak memory, same data, model and settings.
+
+1. Pairs: the bundled GSM8K sample, chosen = the reference solution with its answer, rejected = the same
+   solution ending in a wrong answer (SmolLM2's own search yields almost no pairs; this measures throughput).
+2. Plain: TRL ``DPOTrainer`` + PEFT LoRA in one process, no Ray (a subprocess, for a clean peak RSS).
+   tokens/s = TRL's ``num_tokens`` / ``train_runtime``.
+3. Job: ``run_dpo_job`` on a local Ray cluster, one Ray Train worker with the same CPUs.
+   tokens/s = ``num_tokens`` / the worker's train seconds (up to the final checkpoint save); peak RSS of the worker.
+4. Ratio job / plain (target >= 1.0).
+
+Results: ``benchmarks/results/dpo.{md,json}``.
+
+    python benchmarks/dpo.py [--steps 16] [--batch 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def build_pairs(path: Path) -> Path:
+    """Pairs in the P3 schema from the bundled GSM8K sample (64 problems, one pair each)."""
+    import pyarrow as pa
+    from transformers import AutoTokenizer
+
+    from sphere_ray.models.embedded import ensure_smollm2
+    from sphere_ray.pairs import PAIR_SCHEMA, write_pairs
+
+    tok = AutoTokenizer.from_pretrained(ensure_smollm2())
+    rows = []
+    for line in (ROOT / "sphere_ray" / "data" / "gsm8k_train_sample.jsonl").read_text().splitlines():
+        p = json.loads(line)
+        answer, solution = p["answer"], p["solution"].strip()
+        wrong = str(int(answer) + 1) if answer.lstrip("-").isdigit() else answer + "1"
+        prompt = tok.apply_chat_template([{"role": "user", "content": p["problem"]}], tokenize=False,
+                                         add_generation_prompt=True)  # fmt: skip
+        rows.append({
+            "prompt": prompt, "chosen": f"{solution}\nThe answer is \\boxed{{{answer}}}.",
+            "rejected": f"{solution}\nThe answer is \\boxed{{{wrong}}}.", "pair_id": p["id"], "problem_id": p["id"],
+            "stage": 1, "level": "trajectory", "prompt_kind": "solve", "depth": None, "chosen_score": 1.0,
+            "rejected_score": 0.0, "chosen_correct": True, "rejected_correct": False, "chosen_model": "reference",
+            "rejected_model": "reference", "config_hash": "benchmark",
+        })  # fmt: skip
+    return write_pairs(pa.Table.from_pylist(rows, schema=PAIR_SCHEMA), path)
+
+
+def job_config(args, pairs: Path, out: Path):
+    from sphere_ray.training.config import DPOJobConfig
+
+    return DPOJobConfig(
+        pairs=str(pairs), output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,
+        eval_fraction=0.0, eval_strategy="no", save_strategy="steps", save_steps=args.steps, logging_steps=1,
+        bf16=False, gradient_checkpointing=False, cpus_per_worker=os.cpu_count(), merge=False, max_length=512,
+        dataloader_num_workers=0, seed=0,
+    )  # fmt: skip
+
+
+def plain(args, pairs: Path, out: Path) -> dict:
+    """The plain TRL script (run in a subprocess by :func:`main`)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOTrainer
+
+    from sphere_ray.models.embedded import ensure_smollm2
+    from sphere_ray.pairs import read_pairs
+
+    cfg = job_config(args, pairs, out)
+    model_path = ensure_smollm2()
+    table = read_pairs(pairs).select(["prompt", "chosen", "rejected", "problem_id"])
+    trainer = DPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_path), args=cfg.training_args(str(out)),
+        processing_class=AutoTokenizer.from_pretrained(model_path), train_dataset=Dataset(table),
+        peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                               target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"),
+    )  # fmt: skip
+    output = trainer.train()
+    tokens = max(h.get("num_tokens", 0) for h in trainer.state.log_history)
+    return {"tokens": tokens, "train_seconds": output.metrics["train_runtime"],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+
+
+def job(args, pairs: Path, out: Path) -> dict:
+    import ray
+
+    from sphere_ray.training.job import run_dpo_job
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        start = time.perf_counter()
+        summary = run_dpo_job(job_config(args, pairs, out))
+        wall = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    history = json.loads((out / "metrics.json").read_text())
+    last = summary["last_metrics"]
+    return {"tokens": max(h.get("num_tokens", 0) for h in history), "train_seconds": last["train_seconds"],
+            "peak_rss_mb": last["peak_rss_mb"], "job_wall_seconds": wall}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--plain-only", metavar="PAIRS", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sphere-dpo-bench-"))
+    if args.plain_only:
+        print(json.dumps(plain(args, Path(args.plain_only), work / "plain")))
+        return
+    pairs = build_pairs(work / "pairs.parquet")
+    cmd = [sys.executable, __file__, "--steps", str(args.steps), "--batch", str(args.batch), "--plain-only", str(pairs)]
+    p = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    j = job(args, pairs, work / "job")
+    rate_p, rate_j = p["tokens"] / p["train_seconds"], j["tokens"] / j["train_seconds"]
+    result = {
+        "tokens": j["tokens"], "plain_tokens": p["tokens"], "plain_train_seconds": round(p["train_seconds"], 1),
+        "job_train_seconds": round(j["train_seconds"], 1), "plain_tokens_per_s": round(rate_p, 1),
+        "job_tokens_per_s": round(rate_j, 1), "throughput_ratio": round(rate_j / rate_p, 3),
+        "plain_peak_rss_mb": round(p["peak_rss_mb"]), "job_worker_peak_rss_mb": round(j["peak_rss_mb"]),
+        "memory_ratio_plain_over_job": round(p["peak_rss_mb"] / j["peak_rss_mb"], 3),
+        "job_wall_seconds_incl_worker_start_and_export": round(j["job_wall_seconds"], 1),
+    }  # fmt: skip
+    meta = (
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, no GPU; SmolLM2-135M-Instruct "
+        f"fp32 + LoRA r64/alpha128 (all-linear), beta 0.8, {args.steps} steps x batch {args.batch}, max_length 512, "
+        f"64 constructed GSM8K pairs; job: 1 Ray Train worker with {os.cpu_count()} CPUs, no DeepSpeed"
+    )
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    md = f"# DPO job vs plain TRL script\n\n{meta}\n\n| metric | value |\n|---|---|\n{rows}\n"
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "dpo.md").write_text(md)
+    (OUT / "dpo.json").write_text(json.dumps({"meta": meta, **result}, indent=2))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""DPO job, pure parts: config defaults and errors, pair cleaning and the problem-level split, DeepSpeed configs."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pair_data import good_rows, pair_row, write_pair_rows
+
+from sphere_ray.config import load_yaml, parse_config
+from sphere_ray.pairs import PAIR_SCHEMA
+from sphere_ray.training.config import DEEPSPEED_DIR, DPOJobConfig
+from sphere_ray.training.data import TRL_COLUMNS, clean_pairs, load_pair_splits, split_by_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_paper_defaults():
+    cfg = DPOJobConfig()
+    assert (cfg.beta, cfg.learning_rate, cfg.warmup_steps, cfg.num_train_epochs) == (0.8, 1e-6, 0.2, 10.0)
+    assert (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) == (64, 128, 0.05)
+    assert cfg.eval_strategy == cfg.save_strategy == "epoch" and not cfg.disable_dropout
+
+
+@pytest.mark.parametrize("recipe", ["dpo_smollm2.yaml", "dpo_gpu.yaml"])
+def test_committed_recipes_parse(recipe):
+    cfg = parse_config(DPOJobConfig, ["--config", str(ROOT / "recipes" / recipe)])
+    assert cfg.beta == 0.8 and cfg.lora_r == 64 and cfg.lora_alpha == 128 and cfg.lora_dropout == 0.05
+    if recipe == "dpo_gpu.yaml":
+        assert cfg.bf16 and cfg.use_gpu and cfg.zero_stage in (2, 3) and cfg.num_train_epochs == 10
+        assert cfg.learning_rate == 1e-6 and cfg.warmup_steps == 0.2
+
+
+def test_cli_overrides_and_scientific_floats():
+    cfg = parse_config(DPOJobConfig, ["--learning_rate", "1e-3", "--beta", "0.5", "--lora_target_modules", "[q_proj]"])
+    assert cfg.learning_rate == 1e-3 and cfg.beta == 0.5 and cfg.lora_target_modules == ["q_proj"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["--lora_r", "0"], "lora_r"),
+        (["--eval_fraction", "1.0"], "eval_fraction"),
+        (["--zero_stage", "1"], "zero_stage"),
+        (["--deepspeed", "ds.json"], "deepspeed"),
+        (["--deepspeed_config", "ds.json"], "deepspeed_config"),
+        (["--lr_scheduler_type", "bogus"], "invalid DPO training argument"),
+        (["--eval_strategy", "steps"], "save_strategy"),
+        (["--lora_dropout", "1.5"], "lora_dropout"),
+        (["--beta", "high"], "beta"),
+    ],
+)
+def test_bad_values_name_the_field(argv, field):
+    with pytest.raises(ValueError, match=field):
+        parse_config(DPOJobConfig, argv)
+
+
+def test_unknown_recipe_key_is_refused(tmp_path):
+    (tmp_path / "r.yaml").write_text("betta: 0.8\n")
+    with pytest.raises(ValueError, match="unknown field"):
+        load_yaml(DPOJobConfig, tmp_path / "r.yaml")
+
+
+def test_cpu_workers_train_in_fp32_and_gpu_workers_keep_bf16():
+    cpu = DPOJobConfig(use_gpu=False).training_args("/tmp/x")
+    assert cpu.bf16 is False and cpu.use_cpu and cpu.deepspeed is None
+    assert DPOJobConfig(zero_stage=3).deepspeed_file() == str(DEEPSPEED_DIR / "zero3.json")
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_configs_pass_deepspeeds_parser(stage):
+    from deepspeed.runtime.config import DeepSpeedConfig
+    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+    args = DPOJobConfig(zero_stage=stage).training_args("/tmp/x", hardware_checks=False)
+    hf = HfTrainerDeepSpeedConfig(str(DEEPSPEED_DIR / f"zero{stage}.json"))
+    hf.trainer_config_process(args)  # fills the "auto" values from the training arguments
+    ds = DeepSpeedConfig(hf.config)
+    assert ds.zero_optimization_stage == stage and ds.train_batch_size == args.per_device_train_batch_size
+    assert json.loads((DEEPSPEED_DIR / f"zero{stage}.json").read_text())["zero_optimization"]["stage"] == stage
+
+
+class _CharTokenizer:
+    """Fake tokenizer: one token per character (enough to test the length filter)."""
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [list(t) for t in texts]}
+
+
+def _table(rows):
+    return pa.Table.from_pylist(rows, schema=PAIR_SCHEMA).select([*TRL_COLUMNS, "problem_id"])
+
+
+def test_unusable_pairs_are_dropped_with_counts():
+    rows = [
+        *good_rows(2, 2), pair_row("p-9", 0, chosen="  "), pair_row("p-9", 1, rejected=""),
+        pair_row("p-9", 2, chosen="same", rejected=" same "), pair_row("p-9", 3, chosen="x" * 5000),
+        pair_row("p-9", 4, prompt=" "),
+    ]  # fmt: skip
+    kept, dropped = clean_pairs(_table(rows), _CharTokenizer(), max_length=1000)
+    assert kept.num_rows == 4 and set(kept.column("problem_id").to_pylist()) == {"p-0", "p-1"}
+    assert dropped == {"empty chosen or rejected": 2, "chosen identical to rejected": 1,
+                       "longer than max_length=1000 tokens": 1, "empty prompt": 1}  # fmt: skip
+
+
+def test_split_holds_out_whole_problems():
+    table = _table(good_rows(10, 3))
+    train, held = split_by_problem(table, 0.2, seed=1)
+    train_ids, eval_ids = set(train.column("problem_id").to_pylist()), set(held.column("problem_id").to_pylist())
+    assert not train_ids & eval_ids and len(eval_ids) == 2 and train.num_rows + held.num_rows == 30
+    again, _ = split_by_problem(table, 0.2, seed=1)
+    assert again.equals(train)  # deterministic
+    assert split_by_problem(table, 0.0)[1] is None
+
+
+def test_eval_split_needs_two_problems():
+    with pytest.raises(ValueError, match=">= 2 problems"):
+        split_by_problem(_table(good_rows(1, 4)), 0.1)
+
+
+def test_empty_and_unusable_and_missing_pairs_are_clear_errors(tmp_path):
+    write_pair_rows([], tmp_path / "empty.parquet")
+    with pytest.raises(ValueError, match="holds no pairs"):
+        load_pair_splits(str(tmp_path / "empty.parquet"), None, None, 0.0)
+    write_pair_rows([pair_row("p-1", 0, chosen="")], tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="none of the 1 pairs"):
+        load_pair_splits(str(tmp_path / "bad.parquet"), None, None, 0.0)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_pair_splits(str(tmp_path / "nope.parquet"), None, None, 0.0)
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="not a pairs file"):
+        load_pair_splits(str(tmp_path / "other.parquet"), None, None, 0.0)
