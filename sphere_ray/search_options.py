@@ -23,6 +23,9 @@ class SearchOptions:
     seed: int = option(0, "base seed of the search")
     solve_template: str = option(SOLVE_TEMPLATE, "user turn for stages 1 and 3; must contain {problem}")
     correction_template: str = option(CORRECTION_TEMPLATE, "user turn for stage 2; {problem} and {solution}")
+    reference_fallback: bool = option(
+        False, "not in the paper: when self-correction fails, pair the problem's reference solution vs Sol_max"
+    )
 
     def __post_init__(self) -> None:
         self.sphere_params()  # SearchParams/SphereParams raise ValueError naming the field
@@ -30,4 +33,6 @@ class SearchOptions:
     def sphere_params(self) -> SphereParams:
         """The search parameters these fields describe."""
         search = SearchParams(self.num_candidates, self.temperature, self.max_depth, self.max_step_tokens, self.seed)
-        return SphereParams(search, self.small_num_candidates, self.solve_template, self.correction_template)
+        return SphereParams(
+            search, self.small_num_candidates, self.solve_template, self.correction_template, self.reference_fallback
+        )

@@ -111,11 +111,11 @@ def test_resume_after_the_driver_is_killed(ray_cluster, tiny_policy_path, pairs_
     cmd = [sys.executable, "-m", "jobs.train_dpo", "--ray_address", gcs]
     cmd += [x for k, v in args.items() for x in (f"--{k}", str(v).lower() if isinstance(v, bool) else str(v))]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    storage = tmp_path / "dpo" / "ray" / "dpo"
+    snapshot = tmp_path / "dpo" / "ray" / "dpo" / "checkpoint_manager_snapshot.json"
     deadline = time.monotonic() + 600
-    while not list(storage.glob("checkpoint_*/checkpoint/trainer_state.json")):
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the job ended"
-        time.sleep(0.5)
+    while not _registered_checkpoint(snapshot):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint registered before the job ended"
+        time.sleep(0.5)  # Ray Train registered a checkpoint (not just uploaded its files)
     os.killpg(proc.pid, signal.SIGKILL)  # mid-training: the driver (and with it the run) dies
     proc.wait()
     time.sleep(5)
@@ -124,6 +124,13 @@ def test_resume_after_the_driver_is_killed(ray_cluster, tiny_policy_path, pairs_
     assert 2 <= summary["resumed_from_step"] < 12 and summary["final_step"] == 12
     history = json.loads(Path(cfg.output_dir, "metrics.json").read_text())
     assert [h["step"] for h in history if "loss" in h] == list(range(1, 13))  # one history, no step lost or redone
+
+
+def _registered_checkpoint(snapshot: Path) -> bool:
+    try:
+        return bool(json.loads(snapshot.read_text()).get("latest_checkpoint_result"))
+    except (OSError, ValueError):
+        return False
 
 
 @pytest.mark.parametrize("stage", [2, 3])

@@ -74,3 +74,9 @@ def test_missing_file_is_a_clear_error(tmp_path):
     (tmp_path / "x.csv").write_text("a,b")
     with pytest.raises(ValueError, match="unknown file type"):
         load_problems(str(tmp_path / "x.csv"))
+
+
+def test_reference_solutions_are_kept_where_the_source_has_them():
+    problems = load_problems("gsm8k_train_sample").problems
+    assert problems[0].solution.startswith("Natalia sold 48/2 = 24 clips in May.")
+    assert load_problems("amc23").problems[0].solution is None  # AMC23 has no solutions upstream

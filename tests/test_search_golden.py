@@ -157,6 +157,22 @@ def test_stage2_unsolved_gives_no_pairs():
     assert result.outcome == "stage2_unsolved" and result.pairs == []
 
 
+def test_stage2_reference_fallback_pairs_the_reference_solution():
+    """Off by default; on, a failed self-correction pairs the reference solution (chosen) vs Sol_max."""
+    script = {("solve", ()): ["#### 5", "#### 6"], ("correct", ()): ["#### 1", "#### 2"]}
+    scores = {"#### 5": 0.7, "#### 6": 0.4, "#### 1": 0.5, "#### 2": 0.6}
+    problem = Problem(id="p7", problem="What is 3+4?", answer="7", solution="3 + 4 = 7.\nSo 7.")
+    params = SphereParams(SearchParams(2, max_depth=1), reference_fallback=True)
+    result = run(sphere_search(problem, Models(FakePolicy(script), FakePRM(scores)), params))
+    assert result.outcome == "stage2_reference"
+    (pair,) = result.pairs
+    assert pair.chosen == "3 + 4 = 7.\n\nSo 7.\n\nThe answer is \\boxed{7}." and pair.rejected == "#### 5"
+    assert pair.chosen_model == "reference" and pair.chosen_correct and pair.rejected_correct is False
+    assert pair.stage == 2 and pair.level == "trajectory" and pair.prompt == result.trees[0].prompt
+    no_solution = run(sphere_search(P7, Models(FakePolicy(script), FakePRM(scores)), params))
+    assert no_solution.outcome == "stage2_unsolved" and no_solution.pairs == []  # nothing to fall back on
+
+
 # --- Stage 3: both right -> the small policy with 2E candidates --------------------------------------
 STAGE3_SCRIPT = {("solve", ()): ["#### 7", "\\boxed{7}"]}
 SMALL_SCRIPT = {("solve", ()): ["#### 9", "The answer is 7", "#### 1", "#### 2"]}

@@ -32,7 +32,7 @@ def row_to_problem(row: dict[str, Any]) -> Problem:
     level = row.get("level")
     return Problem(
         id=row["id"], problem=row["problem"], answer=row["answer"], source=row.get("source") or "",
-        level=int(level) if level is not None else None, subject=row.get("subject"),
+        level=int(level) if level is not None else None, subject=row.get("subject"), solution=row.get("solution"),
     )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from sphere_ray.grading import extract_answer, is_equivalent
 from sphere_ray.search.prompts import CORRECTION_TEMPLATE, SOLVE_TEMPLATE, render_template
 from sphere_ray.search.pruned import pick_child, pruned_search
 from sphere_ray.search.tree import Node, SearchTree, Solution
-from sphere_ray.search.types import Counters, Models, Problem, SearchParams
+from sphere_ray.search.types import STEP_SEPARATOR, Counters, Models, Problem, SearchParams
 
 __all__ = ["PreferencePair", "ProblemResult", "SphereParams", "default_orm", "sphere_search"]
 
@@ -48,12 +48,16 @@ class SphereParams:
         small_num_candidates: candidates per expansion for the small policy (paper: 2E); 0 means 2E.
         solve_template: user turn for stages 1 and 3 (``{problem}``).
         correction_template: user turn for stage 2 (``{problem}``, ``{solution}``).
+        reference_fallback: when self-correction fails and the problem has a reference solution, pair it
+            (as chosen, ending in ``\\boxed{answer}``) against the wrong Sol_max. Not in the paper (off by
+            default): it gives a model too weak to ever correct itself an off-policy signal.
     """
 
     search: SearchParams = field(default_factory=SearchParams)
     small_num_candidates: int = 0
     solve_template: str = SOLVE_TEMPLATE
     correction_template: str = CORRECTION_TEMPLATE
+    reference_fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.small_num_candidates < 0 or self.small_num_candidates == 1:
@@ -182,7 +186,21 @@ async def _stage2(
     if len(fixed) == 1:
         still_wrong = t2.solution("min" if fixed[0].branch == "max" else "max")
         pairs.append(_trajectory_pair(t2.prompt, fixed[0], still_wrong, problem, 2, "correct", t2.model, t2.model))
+    if not fixed and params.reference_fallback and problem.solution:
+        pairs.append(_reference_pair(t1.prompt, wrong, problem, t1.model))
+        return _result(problem, 2, "stage2_reference", [t1, t2], pairs)
     return _result(problem, 2, "stage2_solved" if fixed else "stage2_unsolved", [t1, t2], pairs)
+
+
+def _reference_pair(prompt: str, wrong: Solution, problem: Problem, wrong_model: str) -> PreferencePair:
+    """The problem's reference solution (its lines as steps, answer boxed) vs a wrong solution."""
+    steps = [s.strip() for s in (problem.solution or "").splitlines() if s.strip()]
+    text = STEP_SEPARATOR.join([*steps, f"The answer is \\boxed{{{problem.answer}}}."])
+    return PreferencePair(
+        prompt=prompt, chosen=text, rejected=wrong.text, problem_id=problem.id, stage=2, level="trajectory",
+        prompt_kind="solve", depth=None, chosen_score=1.0, rejected_score=wrong.score, chosen_correct=True,
+        rejected_correct=wrong.correct, chosen_model="reference", rejected_model=wrong_model,
+    )  # fmt: skip
 
 
 async def _stage3(

@@ -27,6 +27,8 @@ class Problem:
         source: where the row came from (dataset, file).
         level: difficulty level where the source has one.
         subject: subject where the source has one.
+        solution: a reference worked solution where the source has one (used only by the
+            ``reference_fallback`` option of stage 2).
     """
 
     id: str
@@ -35,6 +37,7 @@ class Problem:
     source: str = ""
     level: int | None = None
     subject: str | None = None
+    solution: str | None = None
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,10 @@ class ServePolicy:
             self._rendered[user_message] = await self._call(lambda: self.handle.render_chat.remote(messages), "render")
         return self._rendered[user_message]
 
+    async def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """A whole conversation through the served model's chat template (ready for the assistant's turn)."""
+        return await self._call(lambda: self.handle.render_chat.remote(list(messages)), "render")
+
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """One batched generate call through the deployment (with retries)."""
         return await self._call(lambda: self.handle.generate.remote(request), "generate")

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["deploy", "load_serve_config"]
+__all__ = ["deploy", "deploy_config", "load_serve_config", "single_app_config"]
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +63,49 @@ def deploy(
         TimeoutError: not all apps RUNNING within ``timeout_s``.
         RuntimeError: an app failed to deploy (its message says why).
     """
+    return deploy_config(load_serve_config(paths, overrides), timeout_s)
+
+
+def deploy_config(config: Mapping[str, Any], timeout_s: float = 900.0, keep_running: bool = False) -> dict[str, Any]:
+    """Deploy a Serve config (the dict form of the YAML) and wait until its apps are RUNNING; see :func:`deploy`.
+
+    ``keep_running=True`` adds the config's apps to the ones already running instead of replacing them.
+    """
     from ray import serve
     from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
-    schema = ServeDeploySchema.model_validate(load_serve_config(paths, overrides))
+    schema = ServeDeploySchema.model_validate(dict(config))
     client = serve_start(http_options=schema.http_options.model_dump(), proxy_location=schema.proxy_location)
-    client.deploy_apps(schema)
     names = [app.name for app in schema.applications]
+    if keep_running:
+        others = [a for a in _running_apps(client) if a.name not in names]
+        schema = schema.model_copy(update={"applications": [*others, *schema.applications]})
+    client.deploy_apps(schema)
     _wait_running(names, timeout_s)
     return {name: serve.get_app_handle(name) for name in names}
+
+
+def _running_apps(client: Any) -> list[Any]:
+    """The running apps' configs as they were deployed (``ServeApplicationSchema``)."""
+    from ray.serve.schema import ServeInstanceDetails
+
+    details = ServeInstanceDetails(**client.get_serve_details())
+    return [a.deployed_app_config for a in details.applications.values() if a.deployed_app_config is not None]
+
+
+def single_app_config(
+    path: str | Path, app: str, new_name: str, args: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A Serve config holding one app of ``path``, renamed ``new_name`` (route ``/new_name``), ``args`` merged.
+
+    Raises:
+        ValueError: ``app`` is not in the file.
+    """
+    config = load_serve_config([path], {app: dict(args or {})})
+    config["applications"] = [a for a in config["applications"] if a["name"] == app]
+    config["applications"][0].update(name=new_name, route_prefix=f"/{new_name}")
+    return config
 
 
 def _wait_running(names: list[str], timeout_s: float) -> None:

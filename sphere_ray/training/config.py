@@ -86,9 +86,12 @@ class DPOJobConfig(DPOConfig):
         """TRL's ``DPOConfig`` for a worker: the TRL fields of this config, DeepSpeed and precision applied.
 
         On CPU (``use_gpu: false``) an unset ``bf16`` becomes false (fp32: bf16 is ~3x slower on CPU).
+        With ``eval_fraction: 0`` there is no eval set, so evaluation is off.
         """
         values = {f.name: getattr(self, f.name) for f in fields(DPOConfig) if f.init}
         values.update(output_dir=output_dir, deepspeed=self.deepspeed_file() if hardware_checks else None)
+        if self.eval_fraction == 0:
+            values.update(eval_strategy="no")
         if not self.use_gpu:
             values.update(use_cpu=True, bf16=bool(self.bf16), fp16=False)
         if not hardware_checks:

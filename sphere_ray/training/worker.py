@@ -53,6 +53,8 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
     from sphere_ray.models.embedded import resolve_model
 
     args = cfg.training_args(output_dir)
+    if cfg.zero_stage:
+        _init_deepspeed_comm(cfg.use_gpu)
     path = resolve_model(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
@@ -69,6 +71,17 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
         callbacks=[_report_callback(RayTrainReportCallback, resumed_from_step)],
     )  # fmt: skip
     return prepare_trainer(trainer)
+
+
+def _init_deepspeed_comm(use_gpu: bool) -> None:
+    """Attach DeepSpeed's comm layer to the process group Ray Train created.
+
+    ZeRO-3 partitions the weights while ``from_pretrained`` loads them, before the trainer would
+    initialise DeepSpeed: without this DeepSpeed sees a world of size 1 there.
+    """
+    import deepspeed
+
+    deepspeed.init_distributed(dist_backend="nccl" if use_gpu else "gloo", auto_mpi_discovery=False)
 
 
 def _report_callback(base: type, resumed_from_step: int) -> Any:

@@ -1,0 +1,1 @@
+"""Evaluation: Pass@1 (and pass@k / maj@k) on the bundled benchmarks and self-correction accuracy."""

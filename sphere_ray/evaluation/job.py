@@ -1,0 +1,154 @@
+"""The evaluation job: models x benchmarks -> Serve app per model -> Ray Data fan-out -> graded rows -> report.
+
+For each model (a LoRA adapter is merged into its base first, so vLLM serves plain weights), the job deploys
+one generation app copied from ``serve_template`` (or uses a running app), streams every problem of every
+benchmark through a Ray Data actor pool (:class:`~sphere_ray.evaluation.worker.EvalWorker`) and writes:
+
+``<output_dir>/<model>/<benchmark>.jsonl``  one row per sample: problem id, raw output, extracted answer,
+                                          correct; with self-correction the revised output, answer, correct
+``<output_dir>/errors.jsonl``             problems that failed after retries, with the error
+``<output_dir>/summary.json``             scores per model and benchmark (see :mod:`.metrics`), comparison
+``<output_dir>/report.md``, ``pass_at_1.png``   the table and the bar chart
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from sphere_ray.evaluation.config import EvalJobConfig, ModelSpec
+from sphere_ray.evaluation.metrics import compare, score
+from sphere_ray.evaluation.report import bar_chart, markdown
+from sphere_ray.evaluation.worker import EvalWorker
+from sphere_ray.problems import load_problems
+
+__all__ = ["load_benchmarks", "run_eval_job"]
+
+log = logging.getLogger(__name__)
+
+
+def run_eval_job(cfg: EvalJobConfig) -> dict[str, Any]:
+    """Evaluate every model on every benchmark on the connected (or a new local) Ray cluster; return the summary."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=False)
+    start = time.monotonic()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    problems, labels = load_benchmarks(cfg.benchmarks, cfg.limit)
+    rows: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for spec in cfg.model_specs():
+        model_rows, model_errors = _evaluate_model(cfg, spec, problems)
+        _write_jsonl_by_benchmark(out / spec.name, model_rows, labels)
+        rows += model_rows
+        errors += model_errors
+    _write_jsonl(out / "errors.jsonl", errors)
+    summary = summarize(cfg, rows, labels, errors, time.monotonic() - start)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "report.md").write_text(markdown(summary))
+    bar_chart(summary, out / "pass_at_1.png")
+    return summary
+
+
+def load_benchmarks(specs: list[str], limit: int | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Problems of every benchmark as rows (``id, problem, answer, benchmark, index``) and the benchmark labels.
+
+    Raises:
+        ValueError: an unknown benchmark, or one with no valid problem.
+    """
+    rows, labels = [], []
+    for spec in specs:
+        label = Path(spec).stem if ("/" in spec or "." in spec) else spec
+        loaded = load_problems(spec, limit)
+        if loaded.rejects:
+            log.warning("%s: %d malformed rows skipped (first: %s)", label, len(loaded.rejects), loaded.rejects[0])
+        if not loaded.problems:
+            raise ValueError(f"benchmarks: {spec!r} has no valid problem")
+        labels.append(label)
+        rows += [{"id": p.id, "problem": p.problem, "answer": p.answer, "benchmark": label, "index": i}
+                 for i, p in enumerate(loaded.problems)]  # fmt: skip
+    return rows, labels
+
+
+def _evaluate_model(cfg: EvalJobConfig, spec: ModelSpec, problems: list[dict[str, Any]]) -> tuple[list, list]:
+    import ray
+
+    app = _serve(cfg, spec)
+    sampling = {"n": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k,
+                "max_tokens": cfg.max_tokens, "seed": cfg.seed}  # fmt: skip
+    compute = ray.data.ActorPoolStrategy(
+        size=cfg.num_actors, max_tasks_in_flight_per_actor=cfg.calls_in_flight,
+        max_concurrent_calls_per_actor=cfg.calls_in_flight,
+    )  # fmt: skip
+    ds = ray.data.from_items(problems, override_num_blocks=min(len(problems), 256)).map(
+        EvalWorker, compute=compute, num_cpus=0.25, max_task_retries=2,
+        fn_constructor_kwargs={"app": app, "model": spec.name, "sampling": sampling,
+                               "self_correction": cfg.self_correction},
+    )  # fmt: skip
+    rows, errors = [], []
+    try:
+        for i, r in enumerate(ds.iter_rows(), 1):
+            if r["error"]:
+                errors.append({"model": spec.name, "problem_id": r["problem_id"], "benchmark": r["benchmark"],
+                               "error": r["error"]})  # fmt: skip
+            rows += json.loads(r["payload"])
+            if i % 50 == 0 or i == len(problems):
+                log.info("%s: %d/%d problems evaluated", spec.name, i, len(problems))
+    finally:
+        if cfg.start_serve:
+            from ray import serve
+
+            serve.delete(app)  # free the replica for the next model
+    return rows, errors
+
+
+def _serve(cfg: EvalJobConfig, spec: ModelSpec) -> str:
+    """The Serve app answering for ``spec``: deployed from the template, or the running one named in ``apps``."""
+    if not cfg.start_serve:
+        return cfg.apps[spec.name]
+    from sphere_ray.models.embedded import resolve_model
+    from sphere_ray.serving.launch import deploy_config, single_app_config
+
+    model = resolve_model(spec.model)
+    if spec.adapter:
+        from sphere_ray.training.export import merge_adapter
+
+        model = str(merge_adapter(model, spec.adapter, Path(cfg.output_dir, "models", spec.name)))
+    app = f"eval-{spec.name}"
+    config = single_app_config(cfg.serve_template, cfg.serve_app, app, {"model": model, "served_model_name": spec.name})
+    log.info("deploying %s for %s (%s)", app, spec.name, model)
+    deploy_config(config, cfg.serve_timeout_s, keep_running=True)  # other apps (e.g. the generation job's) stay up
+    return app
+
+
+def summarize(
+    cfg: EvalJobConfig, rows: list[dict[str, Any]], labels: list[str], errors: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    """Scores per model and benchmark, the two-model comparison, and the run's settings."""
+    models = [s.name for s in cfg.model_specs()]
+    scores = {m: {b: score([r for r in rows if r["model"] == m and r["benchmark"] == b]) for b in labels}
+              for m in models}  # fmt: skip
+    comparison = compare(rows, models[0], models[1], cfg.bootstrap, cfg.seed) if len(models) >= 2 else None
+    return {
+        "models": models, "benchmarks": labels, "scores": scores, "comparison": comparison,
+        "errors": len(errors), "wall_seconds": round(seconds, 1),
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
+    }  # fmt: skip
+
+
+def _write_jsonl_by_benchmark(folder: Path, rows: list[dict[str, Any]], labels: list[str]) -> None:
+    for label in labels:
+        _write_jsonl(folder / f"{label}.jsonl", [r for r in rows if r["benchmark"] == label])
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)

@@ -1,0 +1,77 @@
+"""The whole loop on one config: serve -> generate -> train DPO -> evaluate base vs trained -> report.
+
+Round k (``round-<k>/``): the generation job deploys the Serve apps with the current policy and writes
+pairs; the Serve apps are then shut down (their GPUs go to training); the DPO job trains a LoRA adapter
+from the current policy and merges it; the merged model is the next round's policy. A round that yields no
+pairs ends the loop (nothing to train on; said in the log and the report). Then the base model and the
+last trained model are evaluated side by side, and the report is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from sphere_ray.pipeline.config import PipelineConfig
+
+__all__ = ["run_pipeline"]
+
+log = logging.getLogger(__name__)
+
+
+def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
+    """Run every stage; return the run summary (also written to ``<output_dir>/run.json``)."""
+    import ray
+
+    from sphere_ray.pipeline.report import write_report
+
+    if not ray.is_initialized():
+        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=False)
+    start = time.monotonic()
+    policy, rounds = cfg.base_model, []
+    for k in range(1, cfg.rounds + 1):
+        record = _round(cfg, k, policy)
+        rounds.append(record)
+        if record.get("trained_model") is None:
+            break
+        policy = record["trained_model"]
+    trained = policy if policy != cfg.base_model else None
+    log.info("[eval] base%s", " vs trained" if trained else " only (no round trained a model)")
+    from sphere_ray.evaluation.job import run_eval_job
+
+    evaluation = run_eval_job(cfg.eval_config(trained))
+    summary = {"rounds": rounds, "trained_model": trained, "eval": str(Path(cfg.output_dir) / "eval"),
+               "wall_seconds": round(time.monotonic() - start, 1)}  # fmt: skip
+    summary["report"] = str(write_report(cfg, summary, evaluation))
+    Path(cfg.output_dir, "run.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _round(cfg: PipelineConfig, k: int, policy: str) -> dict[str, Any]:
+    from ray import serve
+
+    from sphere_ray.generation.job import run_generate_job
+
+    log.info("[round %d/%d] generate with %s", k, cfg.rounds, policy)
+    gen_cfg = cfg.generate_config(k, policy)
+    generated = run_generate_job(gen_cfg)
+    if gen_cfg.start_serve:
+        serve.shutdown()  # free the replicas' CPUs/GPUs for training
+    record: dict[str, Any] = {"round": k, "policy": policy, "generate": gen_cfg.output_dir,
+                              "pairs": generated["pairs"], "trained_model": None}  # fmt: skip
+    if generated["pairs"] == 0:
+        log.warning("[round %d] no pairs were generated: nothing to train on, the loop stops here", k)
+        return record
+    from sphere_ray.training.job import run_dpo_job
+
+    log.info("[round %d/%d] DPO on %d pairs from %s", k, cfg.rounds, generated["pairs"], policy)
+    train_cfg = cfg.train_config(k, policy)
+    if not train_cfg.merge:
+        raise ValueError("train.merge must be true in the pipeline: the next stage serves the merged model")
+    trained = run_dpo_job(train_cfg)
+    record.update(dpo=train_cfg.output_dir, trained_model=trained["outputs"]["merged"],
+                  best_eval_loss=trained["best_eval_loss"])  # fmt: skip
+    return record

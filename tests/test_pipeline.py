@@ -1,0 +1,73 @@
+"""`sphere-ray run` end to end on the session's local Ray cluster with tiny REAL models: generate (over the
+running Serve apps) -> DPO -> evaluate base vs trained -> report; plus the CLI dispatch and config checks."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sphere_ray.cli import STAGES
+from sphere_ray.cli import main as cli_main
+from sphere_ray.config import parse_config
+from sphere_ray.pipeline.config import PipelineConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cli_lists_every_stage(capsys):
+    assert set(STAGES) == {"serve", "generate", "train", "evaluate", "run"}
+    assert cli_main(["--help"]) == 0 and "sphere-ray run" in capsys.readouterr().err
+    assert cli_main(["fly"]) == 2 and "unknown command" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])  # the stage's own parser answers
+    assert "--lora_r" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recipe", ["pipeline_smollm2.yaml", "pipeline_gpu.yaml"])
+def test_committed_pipeline_recipes_parse(recipe):
+    cfg = parse_config(PipelineConfig, ["--config", str(ROOT / "recipes" / recipe)])
+    assert cfg.train_config(2, "x").pairs.endswith("round-2/generate/pairs")
+    assert [m["name"] for m in cfg.eval_config("y").models] == ["base", "trained"]
+
+
+def test_bad_sections_name_the_section_and_field():
+    with pytest.raises(ValueError, match="train: lora_r"):
+        PipelineConfig(train={"lora_r": 0})
+    with pytest.raises(ValueError, match=r"generate: .*max_depthh"):
+        PipelineConfig(generate={"max_depthh": 3})
+    with pytest.raises(ValueError, match="rounds > 1 needs start_serve"):
+        PipelineConfig(rounds=2, generate={"start_serve": False})
+
+
+@pytest.mark.slow
+def test_run_end_to_end(serve_apps, tiny_policy_path, tmp_path):
+    cfg = PipelineConfig(
+        output_dir=str(tmp_path / "run"), base_model=tiny_policy_path,
+        generate={"start_serve": False, "policy_app": "small_policy", "small_policy_app": None, "limit": 3,
+                  "num_candidates": 2, "max_depth": 2, "max_step_tokens": 12, "reference_fallback": True,
+                  "problem_retry_delay_s": 1.0},
+        train={"max_steps": 2, "eval_fraction": 0.34, "eval_strategy": "steps", "save_strategy": "steps",
+               "eval_steps": 1, "save_steps": 1, "logging_steps": 1, "bf16": False, "lora_r": 8, "lora_alpha": 16,
+               "per_device_train_batch_size": 2, "cpus_per_worker": 1, "max_length": 512},
+        evaluate={"benchmarks": ["gsm8k_test", "amc23"], "limit": 2, "max_tokens": 12, "bootstrap": 100},
+    )  # fmt: skip
+    from sphere_ray.pipeline.run import run_pipeline
+
+    summary = run_pipeline(cfg)
+    (round1,) = summary["rounds"]
+    assert round1["pairs"] >= 3 and round1["trained_model"].endswith("round-1/dpo/merged")  # fallback: >= 1/problem
+    run_dir = Path(cfg.output_dir)
+    assert (run_dir / "round-1" / "generate" / "summary.json").exists()
+    assert (run_dir / "round-1" / "dpo" / "adapter" / "adapter_model.safetensors").exists()
+    evaluation = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert evaluation["models"] == ["base", "trained"] and evaluation["comparison"]
+    report = Path(summary["report"]).read_text()
+    for needle in ("Round 1", "tokens / pair", "| stage | level | pairs |", "DPO loss", "Pass@1", "trained vs base"):
+        assert needle in report, needle
+    figures = sorted(p.name for p in (run_dir / "report").glob("*.png"))
+    assert figures == ["pass_at_1.png", "round1_dpo_loss.png", "round1_pairs.png", "round1_rewards.png",
+                       "round1_trees.png"]  # fmt: skip
+    assert all((run_dir / "report" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
+    from ray import serve
+
+    assert "policy" in serve.status().applications  # start_serve false: the running apps were left alone
