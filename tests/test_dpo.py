@@ -142,3 +142,10 @@ def test_deepspeed_zero_across_two_cpu_workers(ray_cluster, tiny_policy_path, pa
     (ckpt,) = _checkpoints(cfg)
     shards = sorted(p.name for p in ckpt.glob("global_step2/*optim_states.pt"))
     assert len(shards) == 2, shards  # DeepSpeed's ZeRO optimizer state, partitioned over the two ranks
+
+
+def test_precomputed_reference_log_probs(ray_cluster, tiny_policy_path, pairs_path, tmp_path):
+    args = _args(tiny_policy_path, pairs_path, tmp_path / "dpo", max_steps=2, merge=False, eval_steps=1, save_steps=1)
+    summary = run_dpo_job(DPOJobConfig(**{**args, "precompute_ref_log_probs": True}))
+    history = json.loads(Path(args["output_dir"], "metrics.json").read_text())
+    assert summary["final_step"] == 2 and history[0]["loss"] == pytest.approx(0.6931, abs=1e-3)

@@ -71,3 +71,43 @@ def test_run_end_to_end(serve_apps, tiny_policy_path, tmp_path):
     from ray import serve
 
     assert "policy" in serve.status().applications  # start_serve false: the running apps were left alone
+
+
+def test_rounds_chain_each_trained_model_into_the_next_round(monkeypatch, tmp_path):
+    """Fake stage functions (pure orchestration logic): round k+1 generates and trains from round k's model,
+    each round in its own folder; a round without pairs ends the loop."""
+    import sphere_ray.evaluation.job as eval_job
+    import sphere_ray.generation.job as gen_job
+    import sphere_ray.pipeline.report as report
+    import sphere_ray.training.job as train_job
+    from sphere_ray.pipeline.run import run_pipeline
+
+    calls = []
+
+    def fake_generate(cfg):
+        calls.append(("generate", cfg.serve_overrides["policy"]["model"], cfg.output_dir))
+        return {"pairs": 0 if "round-3" in cfg.output_dir else 5}
+
+    def fake_train(cfg):
+        calls.append(("train", cfg.model, cfg.pairs))
+        return {"outputs": {"merged": f"{cfg.output_dir}/merged"}, "best_eval_loss": 0.5}
+
+    monkeypatch.setattr(gen_job, "run_generate_job", fake_generate)
+    monkeypatch.setattr(train_job, "run_dpo_job", fake_train)
+    monkeypatch.setattr(eval_job, "run_eval_job", lambda cfg: calls.append(("eval", cfg.models)) or {})
+    monkeypatch.setattr(report, "write_report", lambda cfg, run, ev: tmp_path / "report.md")
+    import ray
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    cfg = PipelineConfig(output_dir=str(tmp_path), base_model="base-m", generate={"start_serve": False})
+    cfg.rounds = 4  # start_serve false would refuse rounds > 1 at construction; the fakes serve nothing
+    summary = run_pipeline(cfg)
+    r = lambda k: str(tmp_path / f"round-{k}")  # noqa: E731
+    assert calls == [
+        ("generate", "base-m", f"{r(1)}/generate"), ("train", "base-m", f"{r(1)}/generate/pairs"),
+        ("generate", f"{r(1)}/dpo/merged", f"{r(2)}/generate"),
+        ("train", f"{r(1)}/dpo/merged", f"{r(2)}/generate/pairs"),
+        ("generate", f"{r(2)}/dpo/merged", f"{r(3)}/generate"),  # no pairs: the loop stops
+        ("eval", [{"name": "base", "model": "base-m"}, {"name": "trained", "model": f"{r(2)}/dpo/merged"}]),
+    ]  # fmt: skip
+    assert [x["pairs"] for x in summary["rounds"]] == [5, 5, 0] and summary["trained_model"] == f"{r(2)}/dpo/merged"
