@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -53,6 +54,13 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
     from sphere_ray.models.embedded import resolve_model
 
     args = cfg.training_args(output_dir)
+    log.info(
+        "worker: torch threads %d, OMP_NUM_THREADS=%s, distributed=%s world=%s",
+        torch.get_num_threads(),
+        os.environ.get("OMP_NUM_THREADS"),
+        torch.distributed.is_initialized(),
+        os.environ.get("WORLD_SIZE"),
+    )
     if cfg.zero_stage:
         _init_deepspeed_comm(cfg.use_gpu)
     path = resolve_model(cfg.model)
