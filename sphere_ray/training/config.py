@@ -60,6 +60,9 @@ class DPOJobConfig(DPOConfig):
     warmup_steps: float = option(0.2, "warmup: steps, or a ratio of total steps if < 1 (paper: ratio 0.2)")
     num_train_epochs: float = option(10.0, "epochs (paper: 10)")
     disable_dropout: bool = option(False, "zero all dropout (false keeps the LoRA dropout the paper uses)")
+    ddp_find_unused_parameters: bool | None = option(
+        False, "DDP's unused-parameter search (a graph walk per step); off: every LoRA parameter gets a gradient"
+    )
     eval_strategy: str = option("epoch", "when to evaluate: no | steps | epoch (checkpoints follow it)")
     save_strategy: str = option("epoch", "when to checkpoint: must match eval_strategy when eval is on")
     output_dir: str | None = option("outputs/dpo", "where the adapter, merged model and metrics go")
