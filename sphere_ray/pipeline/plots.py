@@ -99,10 +99,11 @@ def _layout(nodes: list[dict[str, Any]]) -> dict[int, tuple[float, float]]:
 
 def _draw_tree(ax: Any, nodes: list[dict[str, Any]]) -> None:
     pos = _layout(nodes)
+    root = (sum(p[0] for p in pos.values()) / len(pos), 1.0)  # the prompt
     colors = {"max": "#2CA02C", "min": "#D62728"}
     for n in nodes:
         x, y = pos[n["id"]]
-        px, py = pos[n["parent"]] if n["parent"] is not None else (x, 1.0)
+        px, py = pos[n["parent"]] if n["parent"] is not None else root
         kept = colors.get(n["kept"])
         ax.plot([px, x], [py, y], color=kept or "#BBBBBB", lw=2 if kept else 0.8, zorder=1)
         ax.scatter([x], [y], s=30, color=kept or "#888888", zorder=2)
@@ -110,5 +111,5 @@ def _draw_tree(ax: Any, nodes: list[dict[str, Any]]) -> None:
         if n["terminal"] and n["correct"] is not None:
             ax.annotate("✓" if n["correct"] else "✗", (x, y), textcoords="offset points", xytext=(0, -11),
                         ha="center", fontsize=9, color="#2CA02C" if n["correct"] else "#D62728")  # fmt: skip
-    ax.scatter([sum(p[0] for p in pos.values()) / len(pos)], [1.0], s=60, color="black", marker="s")
+    ax.scatter([root[0]], [root[1]], s=60, color="black", marker="s")
     ax.set_axis_off()
