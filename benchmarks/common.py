@@ -4,3 +4,17 @@ VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "
             "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
 ENGINE_KWARGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048, "enable_prefix_caching": True,
                  "enable_chunked_prefill": False, "max_num_batched_tokens": 2048}  # fmt: skip
+
+
+def write_results(name: str, title: str, meta: str, result: dict) -> str:
+    """Write ``results/<name>.md`` (a metric table under ``title`` and ``meta``) and ``results/<name>.json``."""
+    import json
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parent / "results"
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    md = f"# {title}\n\n{meta}\n\n| metric | value |\n|---|---|\n{rows}\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(md)
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, **result}, indent=2))
+    return md

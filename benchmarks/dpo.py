@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
+
+from common import write_results  # noqa: E402
 
 
 def build_pairs(path: Path) -> Path:
@@ -139,11 +140,7 @@ def main() -> None:
         f"fp32 + LoRA r64/alpha128 (all-linear), beta 0.8, {args.steps} steps x batch {args.batch}, max_length 512, "
         f"64 constructed GSM8K pairs; job: 1 Ray Train worker with {os.cpu_count()} CPUs, no DeepSpeed"
     )
-    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
-    md = f"# DPO job vs plain TRL script\n\n{meta}\n\n| metric | value |\n|---|---|\n{rows}\n"
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "dpo.md").write_text(md)
-    (OUT / "dpo.json").write_text(json.dumps({"meta": meta, **result}, indent=2))
+    md = write_results("dpo", "DPO job vs plain TRL script", meta, result)
     print(md)
 
 

@@ -22,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ENGINE_KWARGS, VLLM_ENV
+from common import ENGINE_KWARGS, VLLM_ENV, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results"
 
 
 def run_job(args, out_dir: str) -> tuple[dict, float]:
@@ -119,11 +118,7 @@ def main() -> None:
         f"{args.limit} GSM8K problems, E=5, max_depth {args.max_depth}, {args.max_step_tokens} tokens/step, "
         f"{args.in_flight} problems in flight"
     )
-    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
-    md = f"# Generation job efficiency\n\n{meta}\n\n| metric | value |\n|---|---|\n{rows}\n"
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "generate.md").write_text(md)
-    (OUT / "generate.json").write_text(json.dumps({"meta": meta, **result}, indent=2))
+    md = write_results("generate", "Generation job efficiency", meta, result)
     print(md)
 
 

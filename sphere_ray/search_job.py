@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sphere_ray.config import config_hash, option
+from sphere_ray.files import write_json, write_jsonl
 from sphere_ray.models.embedded import EMBEDDED_NAME, resolve_model
 from sphere_ray.pairs import pairs_to_table, write_pairs
 from sphere_ray.problems import load_problems
@@ -92,15 +92,15 @@ def run_search_job(cfg: SearchJobConfig, models: Models | None = None) -> dict[s
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results, timings = asyncio.run(_search_all(loaded.problems, models, cfg.sphere_params()))
-    _write_jsonl(out / "trees.jsonl", [{**r.to_dict(), "seconds": s} for r, s in zip(results, timings, strict=True)])
-    _write_jsonl(out / "rejects.jsonl", [dataclasses.asdict(r) for r in loaded.rejects])
+    write_jsonl(out / "trees.jsonl", [{**r.to_dict(), "seconds": s} for r, s in zip(results, timings, strict=True)])
+    write_jsonl(out / "rejects.jsonl", [dataclasses.asdict(r) for r in loaded.rejects])
     pairs = [p for r in results for p in r.pairs]
     meta = {"config": dataclasses.asdict(cfg), "policy": models.policy.name, "prm": models.prm.name}
     write_pairs(pairs_to_table(pairs, config_hash(cfg), meta), out / "pairs.parquet")
     summary = summarize(results, loaded.rejects, time.monotonic() - start)
     summary["config"] = dataclasses.asdict(cfg)
     summary["config_hash"] = config_hash(cfg)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_json(out / "summary.json", summary)
     return summary
 
 
@@ -145,11 +145,3 @@ def summarize(results: list[ProblemResult], rejects: list, seconds: float) -> di
         "tokens_per_pair": round(total.generated_tokens / n, 1) if n else None,
         "prm_calls_per_pair": round(total.prm_calls / n, 1) if n else None,
     }
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
-    tmp.replace(path)

@@ -24,6 +24,7 @@ from sphere_ray.evaluation.config import EvalJobConfig, ModelSpec
 from sphere_ray.evaluation.metrics import compare, score
 from sphere_ray.evaluation.report import bar_chart, markdown
 from sphere_ray.evaluation.worker import EvalWorker
+from sphere_ray.files import write_json, write_jsonl, write_text
 from sphere_ray.problems import load_problems
 
 __all__ = ["load_benchmarks", "run_eval_job"]
@@ -48,10 +49,10 @@ def run_eval_job(cfg: EvalJobConfig) -> dict[str, Any]:
         _write_jsonl_by_benchmark(out / spec.name, model_rows, labels)
         rows += model_rows
         errors += model_errors
-    _write_jsonl(out / "errors.jsonl", errors)
+    write_jsonl(out / "errors.jsonl", errors)
     summary = summarize(cfg, rows, labels, errors, time.monotonic() - start)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "report.md").write_text(markdown(summary))
+    write_json(out / "summary.json", summary)
+    write_text(out / "report.md", markdown(summary))
     bar_chart(summary, out / "pass_at_1.png")
     return summary
 
@@ -144,11 +145,4 @@ def summarize(
 
 def _write_jsonl_by_benchmark(folder: Path, rows: list[dict[str, Any]], labels: list[str]) -> None:
     for label in labels:
-        _write_jsonl(folder / f"{label}.jsonl", [r for r in rows if r["benchmark"] == label])
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)
+        write_jsonl(folder / f"{label}.jsonl", [r for r in rows if r["benchmark"] == label])

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sphere_ray.config import config_hash
+from sphere_ray.files import write_json
 from sphere_ray.generation.lineage import git_sha, package_versions
 from sphere_ray.training.config import DPOJobConfig
 from sphere_ray.training.data import load_pair_splits
@@ -51,7 +52,7 @@ def run_dpo_job(cfg: DPOJobConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     best, best_metrics = _best_checkpoint(result, has_eval=splits.eval is not None)
     export_adapter(best, out / "adapter")
-    _write_json(out / "metrics.json", trainer_log_history(result.checkpoint))
+    write_json(out / "metrics.json", trainer_log_history(result.checkpoint))
     if cfg.merge:
         merge_adapter(resolve_model(cfg.model), out / "adapter", out / "merged")
     summary = {
@@ -61,7 +62,7 @@ def run_dpo_job(cfg: DPOJobConfig) -> dict[str, Any]:
         "outputs": {"adapter": str(out / "adapter"), "merged": str(out / "merged") if cfg.merge else None},
         "wall_seconds": round(time.monotonic() - start, 1), "lineage": _lineage(cfg),
     }  # fmt: skip
-    _write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", summary)
     return summary
 
 
@@ -119,10 +120,3 @@ def _lineage(cfg: DPOJobConfig) -> dict[str, Any]:
         "packages": package_versions(), "git_sha": git_sha(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }  # fmt: skip
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str))
-    tmp.replace(path)
