@@ -63,6 +63,7 @@ def test_trains_logs_metrics_and_drops_bad_pairs(trained):
     assert all({"rewards/margins", "rewards/accuracies", "rewards/chosen"} <= set(h) for h in train_logs)
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     assert len(evals) == 2 and summary["best_eval_loss"] == min(evals)  # the kept checkpoint is the best by eval loss
+    assert summary["last_metrics"]["distributed_type"] == "NO"  # a lone worker trains without a DDP wrapper
 
 
 def test_every_lora_parameter_changed(trained):
@@ -142,6 +143,7 @@ def test_deepspeed_zero_across_two_cpu_workers(ray_cluster, tiny_policy_path, pa
     (ckpt,) = _checkpoints(cfg)
     shards = sorted(p.name for p in ckpt.glob("global_step2/*optim_states.pt"))
     assert len(shards) == 2, shards  # DeepSpeed's ZeRO optimizer state, partitioned over the two ranks
+    assert summary["last_metrics"]["distributed_type"] == "DEEPSPEED"
 
 
 def test_precomputed_reference_log_probs(ray_cluster, tiny_policy_path, pairs_path, tmp_path):

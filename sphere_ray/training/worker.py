@@ -53,6 +53,8 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
 
     from sphere_ray.models.embedded import resolve_model
 
+    if cfg.num_workers == 1 and not cfg.zero_stage:
+        _leave_process_group()
     args = cfg.training_args(output_dir)
     log.info(
         "worker: torch threads %d, OMP_NUM_THREADS=%s, distributed=%s world=%s",
@@ -81,6 +83,20 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
     return prepare_trainer(trainer)
 
 
+def _leave_process_group() -> None:
+    """Train a lone worker as a plain process: no DDP wrapper, no gradient all-reduce per step.
+
+    Ray Train sets up a process group and ``LOCAL_RANK`` even for one worker; accelerate then treats
+    the process as distributed (``MULTI_CPU``/``MULTI_GPU``) and wraps the model in DDP at world size 1.
+    """
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() == 1:
+        dist.destroy_process_group()
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK"):
+        os.environ.pop(name, None)
+
+
 def _init_deepspeed_comm(use_gpu: bool) -> None:
     """Attach DeepSpeed's comm layer to the process group Ray Train created.
 
@@ -96,12 +112,15 @@ def _report_callback(base: type, resumed_from_step: int) -> Any:
     """Ray's report callback; its metrics also carry the resume step, train seconds and peak memory."""
     import time
 
+    from accelerate import PartialState
+
     class ReportCallback(base):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.start = time.monotonic()
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            extra = {"resumed_from_step": resumed_from_step, "train_seconds": time.monotonic() - self.start}
+            extra = {"resumed_from_step": resumed_from_step, "train_seconds": time.monotonic() - self.start,
+                     "distributed_type": str(PartialState().distributed_type.value)}  # fmt: skip
             state.log_history.append({**extra, **peak_memory_mb(), "step": state.global_step})
             try:
                 super().on_save(args, state, control, **kwargs)
