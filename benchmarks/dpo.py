@@ -1,12 +1,14 @@
-"""DPO job vs a plain TRL DPOTrainer script: training tokens/s and peak memory, same data, model and settings.
+"""DPO job vs a plain TRL DPOTrainer script: training tokens/s and peak memory, same data and model.
 
 1. Pairs: the bundled GSM8K sample, chosen = the reference solution with its answer, rejected = the same
    solution ending in a wrong answer (SmolLM2's own search yields almost no pairs; this measures throughput).
-2. Plain: TRL ``DPOTrainer`` + PEFT LoRA in one process, no Ray (a subprocess, for a clean peak RSS).
-   tokens/s = TRL's ``num_tokens`` / ``train_runtime``.
-3. Job: ``run_dpo_job`` on a local Ray cluster, one Ray Train worker with the same CPUs.
+2. Plain: TRL ``DPOTrainer`` + PEFT LoRA in one process, no Ray (a subprocess, for a clean peak RSS), with the
+   job's hyperparameters and HF's default random batch order. tokens/s = TRL's ``num_tokens`` (real, unpadded
+   tokens) / ``train_runtime``.
+3. Plain, same settings: the job's trainer and arguments (length-grouped batches) without Ray: what Ray costs.
+4. Job: ``run_dpo_job`` on a local Ray cluster, one Ray Train worker with the same CPUs.
    tokens/s = ``num_tokens`` / the worker's train seconds (up to the final checkpoint save); peak RSS of the worker.
-4. Ratio job / plain (target >= 1.0).
+5. Ratios job / plain (target >= 1.0) and job / plain-same-settings.
 
 Results: ``benchmarks/results/dpo.{md,json}``.
 
@@ -69,22 +71,32 @@ def job_config(args, pairs: Path, out: Path):
     )  # fmt: skip
 
 
-def plain(args, pairs: Path, out: Path) -> dict:
-    """The plain TRL script (run in a subprocess by :func:`main`)."""
+def plain(args, pairs: Path, out: Path, same_settings: bool) -> dict:
+    """The plain TRL script (run in a subprocess by :func:`main`).
+
+    ``same_settings=False``: what a user writes today, TRL's ``DPOTrainer`` with TRL's defaults and the
+    benchmark's hyperparameters (random batch order). ``True``: the job's exact arguments and trainer
+    (length-grouped batches), to isolate what Ray itself costs.
+    """
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOTrainer
 
     from sphere_ray.models.embedded import ensure_smollm2
-    from sphere_ray.pairs import read_pairs
+    from sphere_ray.training.data import load_pair_splits
+    from sphere_ray.training.worker import dpo_trainer_class
 
     cfg = job_config(args, pairs, out)
     model_path = ensure_smollm2()
-    table = read_pairs(pairs).select(["prompt", "chosen", "rejected", "problem_id"])
-    trainer = DPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_path), args=cfg.training_args(str(out)),
-        processing_class=AutoTokenizer.from_pretrained(model_path), train_dataset=Dataset(table),
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    table = load_pair_splits(str(pairs), tokenizer, cfg.max_length, 0.0).train
+    training_args = cfg.training_args(str(out))
+    if not same_settings:
+        table, training_args.train_sampling_strategy = table.select(["prompt", "chosen", "rejected"]), "random"
+    trainer = (dpo_trainer_class() if same_settings else DPOTrainer)(
+        model=AutoModelForCausalLM.from_pretrained(model_path), args=training_args, processing_class=tokenizer,
+        train_dataset=Dataset(table),
         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"),
     )  # fmt: skip
@@ -92,6 +104,15 @@ def plain(args, pairs: Path, out: Path) -> dict:
     tokens = max(h.get("num_tokens", 0) for h in trainer.state.log_history)
     return {"tokens": tokens, "train_seconds": output.metrics["train_runtime"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+
+
+def run_plain(args, pairs: Path, same_settings: bool) -> dict:
+    """:func:`plain` in a fresh process (a clean peak RSS)."""
+    cmd = [sys.executable, __file__, "--steps", str(args.steps), "--batch", str(args.batch), "--plain-only", str(pairs)]
+    if same_settings:
+        cmd.append("--same-settings")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def job(args, pairs: Path, out: Path) -> dict:
@@ -117,28 +138,33 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--plain-only", metavar="PAIRS", help=argparse.SUPPRESS)
+    parser.add_argument("--same-settings", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sphere-dpo-bench-"))
     if args.plain_only:
-        print(json.dumps(plain(args, Path(args.plain_only), work / "plain")))
+        print(json.dumps(plain(args, Path(args.plain_only), work / "plain", args.same_settings)))
         return
     pairs = build_pairs(work / "pairs.parquet")
-    cmd = [sys.executable, __file__, "--steps", str(args.steps), "--batch", str(args.batch), "--plain-only", str(pairs)]
-    p = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-    j = job(args, pairs, work / "job")
-    rate_p, rate_j = p["tokens"] / p["train_seconds"], j["tokens"] / j["train_seconds"]
+    p, same, j = run_plain(args, pairs, False), run_plain(args, pairs, True), job(args, pairs, work / "job")
+    rate = {name: r["tokens"] / r["train_seconds"] for name, r in (("plain", p), ("same", same), ("job", j))}
     result = {
-        "tokens": j["tokens"], "plain_tokens": p["tokens"], "plain_train_seconds": round(p["train_seconds"], 1),
-        "job_train_seconds": round(j["train_seconds"], 1), "plain_tokens_per_s": round(rate_p, 1),
-        "job_tokens_per_s": round(rate_j, 1), "throughput_ratio": round(rate_j / rate_p, 3),
-        "plain_peak_rss_mb": round(p["peak_rss_mb"]), "job_worker_peak_rss_mb": round(j["peak_rss_mb"]),
+        "tokens": j["tokens"], "plain_train_seconds": round(p["train_seconds"], 1),
+        "plain_same_settings_train_seconds": round(same["train_seconds"], 1),
+        "job_train_seconds": round(j["train_seconds"], 1), "plain_tokens_per_s": round(rate["plain"], 1),
+        "plain_same_settings_tokens_per_s": round(rate["same"], 1), "job_tokens_per_s": round(rate["job"], 1),
+        "throughput_ratio": round(rate["job"] / rate["plain"], 3),
+        "throughput_ratio_same_settings": round(rate["job"] / rate["same"], 3),
+        "plain_peak_rss_mb": round(p["peak_rss_mb"]), "plain_same_settings_peak_rss_mb": round(same["peak_rss_mb"]),
+        "job_worker_peak_rss_mb": round(j["peak_rss_mb"]),
         "memory_ratio_plain_over_job": round(p["peak_rss_mb"] / j["peak_rss_mb"], 3),
         "job_wall_seconds_incl_worker_start_and_export": round(j["job_wall_seconds"], 1),
     }  # fmt: skip
     meta = (
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, no GPU; SmolLM2-135M-Instruct "
         f"fp32 + LoRA r64/alpha128 (all-linear), beta 0.8, {args.steps} steps x batch {args.batch}, max_length 512, "
-        f"64 constructed GSM8K pairs; job: 1 Ray Train worker with {os.cpu_count()} CPUs, no DeepSpeed"
+        f"64 constructed GSM8K pairs; job: 1 Ray Train worker with {os.cpu_count()} CPUs, no DeepSpeed, its default "
+        "length-grouped batches; plain: TRL's DPOTrainer with TRL's defaults (random batch order); plain same "
+        "settings: the job's trainer and arguments without Ray"
     )
     md = write_results("dpo", "DPO job vs plain TRL script", meta, result)
     print(md)

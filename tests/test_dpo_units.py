@@ -102,6 +102,32 @@ def test_unusable_pairs_are_dropped_with_counts():
     assert kept.num_rows == 4 and set(kept.column("problem_id").to_pylist()) == {"p-0", "p-1"}
     assert dropped == {"empty chosen or rejected": 2, "chosen identical to rejected": 1,
                        "longer than max_length=1000 tokens": 1, "empty prompt": 1}  # fmt: skip
+    rows = kept.to_pylist()  # the length the batches are grouped by: prompt + the longer completion
+    assert [r["length"] for r in rows] == [len(r["prompt"]) + max(len(r["chosen"]), len(r["rejected"])) for r in rows]
+
+
+def test_length_column_reaches_the_length_grouped_sampler(tmp_path):
+    import torch
+    from datasets import Dataset
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from sphere_ray.training.worker import dpo_trainer_class
+
+    trainer = dpo_trainer_class().__new__(dpo_trainer_class())
+    trainer._signature_columns, trainer._is_vision_dataset = None, False
+    trainer.args = DPOJobConfig(output_dir=str(tmp_path)).training_args(str(tmp_path), hardware_checks=False)
+    trainer._set_signature_columns_if_needed()
+    assert "length" in trainer._signature_columns and trainer.args.train_sampling_strategy == "group_by_length"
+    lengths = Dataset.from_dict({"length": [10 + (i * 37) % 300 for i in range(64)]})["length"]
+    grouped = list(LengthGroupedSampler(4, lengths=lengths, generator=torch.Generator().manual_seed(0)))
+    shuffled = torch.randperm(64, generator=torch.Generator().manual_seed(0)).tolist()
+    assert sorted(grouped) == list(range(64)) and _padding(grouped, lengths) < 0.5 * _padding(shuffled, lengths)
+
+
+def _padding(order: list[int], lengths: list[int], batch: int = 4) -> int:
+    """Pad tokens when ``order`` is cut into batches padded to their longest row."""
+    chunks = [[lengths[i] for i in order[k : k + batch]] for k in range(0, len(order), batch)]
+    return sum(max(c) * len(c) - sum(c) for c in chunks)
 
 
 def test_split_holds_out_whole_problems():

@@ -63,6 +63,9 @@ class DPOJobConfig(DPOConfig):
     ddp_find_unused_parameters: bool | None = option(
         False, "DDP's unused-parameter search (a graph walk per step); off: every LoRA parameter gets a gradient"
     )
+    train_sampling_strategy: str = option(
+        "group_by_length", "batch order: group_by_length (similar lengths per batch: less padding) | random | ..."
+    )
     eval_strategy: str = option("epoch", "when to evaluate: no | steps | epoch (checkpoints follow it)")
     save_strategy: str = option("epoch", "when to checkpoint: must match eval_strategy when eval is on")
     output_dir: str | None = option("outputs/dpo", "where the adapter, merged model and metrics go")

@@ -18,16 +18,18 @@ import pyarrow.compute as pc
 
 from sphere_ray.pairs import read_pairs
 
-__all__ = ["TRL_COLUMNS", "PairSplits", "clean_pairs", "load_pair_splits", "split_by_problem"]
+__all__ = ["LENGTH_COLUMN", "TRL_COLUMNS", "PairSplits", "clean_pairs", "load_pair_splits", "split_by_problem"]
 
 log = logging.getLogger(__name__)
 
 TRL_COLUMNS = ["prompt", "chosen", "rejected"]
+LENGTH_COLUMN = "length"
+"""Tokens of prompt + the longer completion; HF's default ``length_column_name``."""
 
 
 @dataclass
 class PairSplits:
-    """Train and eval pairs (``TRL_COLUMNS`` + ``problem_id``) and what was dropped.
+    """Train and eval pairs (``TRL_COLUMNS`` + ``problem_id`` + ``length``) and what was dropped.
 
     Attributes:
         train: training pairs.
@@ -76,13 +78,17 @@ def clean_pairs(table: pa.Table, tokenizer: Any, max_length: int | None) -> tupl
     """Drop pairs with an empty or identical chosen/rejected, or longer than ``max_length`` tokens.
 
     Returns:
-        ``(kept rows, {reason: count})``; a pair counts once, under its first failing reason.
+        ``(kept rows, {reason: count})``; a pair counts once, under its first failing reason. With a
+        ``tokenizer`` the kept rows gain ``length`` (tokens of prompt + the longer completion), which
+        ``train_sampling_strategy: group_by_length`` batches by.
     """
     reasons = [_reason(r) for r in table.select(TRL_COLUMNS).to_pylist()]
-    if max_length is not None and tokenizer is not None:
+    if tokenizer is not None:
         lengths = _pair_lengths(table, tokenizer)
-        reasons = [r or (f"longer than max_length={max_length} tokens" if n > max_length else None)
-                   for r, n in zip(reasons, lengths, strict=True)]  # fmt: skip
+        table = table.append_column(LENGTH_COLUMN, pa.array(lengths, pa.int32()))
+        if max_length is not None:
+            reasons = [r or (f"longer than max_length={max_length} tokens" if n > max_length else None)
+                       for r, n in zip(reasons, lengths, strict=True)]  # fmt: skip
     keep = pa.array([r is None for r in reasons])
     return table.filter(keep), dict(collections.Counter(r for r in reasons if r))
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_trainer", "peak_memory_mb", "train_loop_per_worker"]
+__all__ = ["build_trainer", "dpo_trainer_class", "peak_memory_mb", "train_loop_per_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
     from peft import LoraConfig
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOTrainer
 
     from sphere_ray.models.embedded import resolve_model
 
@@ -75,12 +74,29 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
         target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM",
     )  # fmt: skip
-    trainer = DPOTrainer(
+    trainer = dpo_trainer_class()(
         model=model, ref_model=None, args=args, processing_class=tokenizer, peft_config=lora,
         train_dataset=Dataset(train), eval_dataset=Dataset(held_out) if held_out is not None else None,
         callbacks=[_report_callback(RayTrainReportCallback, resumed_from_step)],
     )  # fmt: skip
     return prepare_trainer(trainer)
+
+
+def dpo_trainer_class() -> type:
+    """TRL's ``DPOTrainer`` that keeps the pairs' length column for ``group_by_length`` batching.
+
+    TRL keeps only its token columns, so HF's length-grouped sampler would find no lengths; TRL's
+    collator ignores the extra column.
+    """
+    from trl import DPOTrainer
+
+    class LengthGroupedDPOTrainer(DPOTrainer):
+        def _set_signature_columns_if_needed(self) -> None:
+            super()._set_signature_columns_if_needed()
+            if self.args.length_column_name not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, self.args.length_column_name]
+
+    return LengthGroupedDPOTrainer
 
 
 def _leave_process_group() -> None:
