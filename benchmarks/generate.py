@@ -4,16 +4,17 @@
    on N bundled GSM8K problems; job tokens/s = generated tokens / job wall time (Serve start excluded).
 2. Replay the very same step requests (prompts, n, max tokens, seeds, read back from the trees) on one
    in-process vLLM engine, all submitted at once: direct batched tokens/s.
-3. Orchestration efficiency = (1) / (2). Also pairs/hour, tokens/pair, PRM calls/pair.
+3. Orchestration efficiency = (1) / (2). Also pairs/hour, tokens/pair, PRM calls/pair (with the CPU recipe's
+   ``reference_fallback``: SmolLM2-135M solves almost nothing, so failed problems pair the reference solution).
 
 Cores (``--cores``): ``split`` (default) gives each engine its own cores, as each deployment has its own GPU on
 a cluster: the policy engine, and the direct engine it is compared with, on core 0; the PRM and the small
 policy on core 1. ``shared``: every engine on cores 0-1 (the CPU deployments' default), so the efficiency
 also pays for the PRM's compute and for the engines' OpenMP threads contending. One replica per app in both.
 
-Results: ``benchmarks/results/generate.{md,json}``.
+Results: ``benchmarks/results/generate_<cores>.{md,json}``.
 
-    python benchmarks/generate.py [--limit 8] [--in-flight 8]
+    python benchmarks/generate.py [--cores split|shared] [--limit 16] [--in-flight 16]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
         cfg = GenerateJobConfig(
             problems="gsm8k_train_sample", limit=args.limit, output_dir=out_dir, start_serve=False,
             problems_in_flight=args.in_flight, max_depth=args.max_depth, max_step_tokens=args.max_step_tokens,
+            reference_fallback=True,
         )  # fmt: skip
         start = time.perf_counter()
         summary = run_generate_job(cfg)
@@ -112,10 +114,10 @@ def direct(requests: list) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--in-flight", type=int, default=8)
-    parser.add_argument("--max-depth", type=int, default=4)
-    parser.add_argument("--max-step-tokens", type=int, default=96)
+    parser.add_argument("--limit", type=int, default=16)
+    parser.add_argument("--in-flight", type=int, default=16)
+    parser.add_argument("--max-depth", type=int, default=3)
+    parser.add_argument("--max-step-tokens", type=int, default=64)
     parser.add_argument("--cores", choices=sorted(CORES), default="split")
     args = parser.parse_args()
     os.environ.update({**VLLM_ENV, **engine_env(CORES[args.cores].get("policy", "0-1"))})
