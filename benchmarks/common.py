@@ -8,13 +8,13 @@ ENGINE_KWARGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 204
 
 def write_results(name: str, title: str, meta: str, result: dict) -> str:
     """Write ``results/<name>.md`` (a metric table under ``title`` and ``meta``) and ``results/<name>.json``."""
-    import json
     from pathlib import Path
+
+    from sphere_ray.files import write_json, write_text
 
     out = Path(__file__).resolve().parent / "results"
     rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
     md = f"# {title}\n\n{meta}\n\n| metric | value |\n|---|---|\n{rows}\n"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(md)
-    (out / f"{name}.json").write_text(json.dumps({"meta": meta, **result}, indent=2))
+    write_text(out / f"{name}.md", md)
+    write_json(out / f"{name}.json", {"meta": meta, **result})
     return md

@@ -113,7 +113,8 @@ def test_length_column_reaches_the_length_grouped_sampler(tmp_path):
 
     from sphere_ray.training.worker import dpo_trainer_class
 
-    trainer = dpo_trainer_class().__new__(dpo_trainer_class())
+    trainer_class = dpo_trainer_class()
+    trainer = trainer_class.__new__(trainer_class)
     trainer._signature_columns, trainer._is_vision_dataset = None, False
     trainer.args = DPOJobConfig(output_dir=str(tmp_path)).training_args(str(tmp_path), hardware_checks=False)
     trainer._set_signature_columns_if_needed()

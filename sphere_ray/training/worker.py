@@ -8,6 +8,7 @@ or a rerun with the same storage and run name, resumes from the latest one.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -82,11 +83,12 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
     return prepare_trainer(trainer)
 
 
+@functools.cache
 def dpo_trainer_class() -> type:
     """TRL's ``DPOTrainer`` that keeps the pairs' length column for ``group_by_length`` batching.
 
     TRL keeps only its token columns, so HF's length-grouped sampler would find no lengths; TRL's
-    collator ignores the extra column.
+    collator ignores the extra column. Built once per process (TRL is imported on first use).
     """
     from trl import DPOTrainer
 
@@ -107,7 +109,7 @@ def _leave_process_group() -> None:
     """
     import torch.distributed as dist
 
-    if dist.is_initialized() and dist.get_world_size() == 1:
+    if dist.is_initialized():
         dist.destroy_process_group()
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK"):
         os.environ.pop(name, None)
