@@ -2,19 +2,20 @@
 
 1. Deploy the Serve apps from ``deployments/{policy,small_policy,prm}.yaml`` and run the generation job
    on N bundled GSM8K problems; job tokens/s = generated tokens / job wall time (Serve start excluded).
-2. Replay the very same step requests (prompts, n, max tokens, seeds, read back from the trees) on one
+2. Replay the very same step requests (prompts, n, max tokens, read back from the trees) on one
    in-process vLLM engine, all submitted at once: direct batched tokens/s.
 3. Orchestration efficiency = (1) / (2). Also pairs/hour, tokens/pair, PRM calls/pair (with the CPU recipe's
    ``reference_fallback``: SmolLM2-135M solves almost nothing, so failed problems pair the reference solution).
 
-Cores (``--cores``): ``split`` (default) gives each engine its own cores, as each deployment has its own GPU on
-a cluster: the policy engine, and the direct engine it is compared with, on core 0; the PRM and the small
-policy on core 1. ``shared``: every engine on cores 0-1 (the CPU deployments' default), so the efficiency
-also pays for the PRM's compute and for the engines' OpenMP threads contending. One replica per app in both.
+Cores (``--cores``): ``split`` (default) gives each model its own core, as each deployment has its own GPU on
+a cluster: the policy's replica and engine processes on core 0 (the apps' ``cpus`` arg), and so the direct engine
+it is compared with (all its processes); the PRM, the small policy, Ray and the search actor on core 1.
+``shared``: every engine on cores 0-1 (the CPU deployments' default), so the efficiency also pays for the PRM's
+compute and for the engines' OpenMP threads contending. One replica per app in both.
 
 Results: ``benchmarks/results/generate_<cores>.{md,json}``.
 
-    python benchmarks/generate.py [--cores split|shared] [--limit 16] [--in-flight 16]
+    python benchmarks/generate.py [--cores split|shared] [--limit 32] [--in-flight 32]
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import time
 from pathlib import Path
 
 from common import ENGINE_KWARGS, VLLM_ENV, write_results
+
+from sphere_ray.serving.cpus import parse_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,31 +53,48 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
             problems_in_flight=args.in_flight, max_depth=args.max_depth, max_step_tokens=args.max_step_tokens,
             reference_fallback=True,
         )  # fmt: skip
+        before = replica_stats()
         start = time.perf_counter()
         summary = run_generate_job(cfg)
-        return summary, time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        return {**summary, "engines": busy(before, replica_stats(), seconds)}, seconds
     finally:
         serve.shutdown()
         ray.shutdown()
 
 
-CORES = {"split": {"policy": "0", "small_policy": "1", "prm": "1"}, "shared": {}}
+def replica_stats() -> dict[str, dict]:
+    """``stats()`` of the (single) replica of each app."""
+    from ray import serve
+
+    return {app: serve.get_app_handle(app).stats.remote().result() for app in ("policy", "prm")}
+
+
+def busy(before: dict, after: dict, seconds: float) -> dict[str, dict]:
+    """Per app: share of the job's wall time with a request in progress, and requests in progress then."""
+    out = {}
+    for app in before:
+        b = after[app]["busy_seconds"] - before[app]["busy_seconds"]
+        r = after[app]["mean_requests_when_busy"] * after[app]["busy_seconds"]
+        r -= before[app]["mean_requests_when_busy"] * before[app]["busy_seconds"]
+        out[app] = {"busy_share": round(b / seconds, 3), "mean_requests_when_busy": round(r / b, 1) if b else 0.0}
+    return out
+
+
+# split: each model owns a core, as each deployment owns a GPU on a cluster; "rest" (Ray, the driver, the
+# search actor) shares the PRM's core, so nothing but the policy runs on the policy's core.
+CORES = {"split": {"policy": "0", "small_policy": "1", "prm": "1", "rest": "1"}, "shared": {}}
 
 
 def pin_engines(config: dict, cores: dict[str, str]) -> dict:
-    """One replica per app; app ``name`` bound to ``cores[name]`` (a vLLM CPU list such as ``"0"``)."""
+    """One replica per app; app ``name``'s replica and engine pinned to ``cores[name]`` (``cpus`` arg)."""
     for app in config["applications"]:
         for deployment in app.get("deployments", []):
-            deployment["autoscaling_config"] = {"min_replicas": 1, "max_replicas": 1}
+            deployment.pop("autoscaling_config", None)
+            deployment["num_replicas"] = 1
         if app["name"] in cores:
-            app["runtime_env"]["env_vars"].update(engine_env(cores[app["name"]]))
+            app["args"]["cpus"] = cores[app["name"]]
     return config
-
-
-def engine_env(cores: str) -> dict[str, str]:
-    """vLLM-CPU thread settings for an engine bound to ``cores`` ("0" or "0-1")."""
-    count = len(range(int(cores.split("-")[0]), int(cores.split("-")[-1]) + 1))
-    return {"VLLM_CPU_OMP_THREADS_BIND": cores, "OMP_NUM_THREADS": str(count)}
 
 
 def step_requests(out_dir: str, max_step_tokens: int) -> list:
@@ -95,10 +115,14 @@ def step_requests(out_dir: str, max_step_tokens: int) -> list:
     return requests
 
 
-def direct(requests: list) -> tuple[int, float]:
+def direct(requests: list, cores: str | None) -> tuple[int, float]:
+    """The same requests on one in-process engine (pinned, with this process, to ``cores`` if given)."""
     from sphere_ray.models.embedded import ensure_smollm2
+    from sphere_ray.serving.cpus import pin_to_cpus
     from sphere_ray.serving.engines import VLLMEngine
 
+    if cores:
+        pin_to_cpus(cores)
     engine = VLLMEngine(str(ensure_smollm2()), "smollm2", ENGINE_KWARGS)
 
     async def run() -> tuple[list, float]:  # one event loop: vLLM's engine is bound to the loop it started on
@@ -114,18 +138,21 @@ def direct(requests: list) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=16)
-    parser.add_argument("--in-flight", type=int, default=16)
+    parser.add_argument("--limit", type=int, default=32)
+    parser.add_argument("--in-flight", type=int, default=32)
     parser.add_argument("--max-depth", type=int, default=3)
     parser.add_argument("--max-step-tokens", type=int, default=64)
     parser.add_argument("--cores", choices=sorted(CORES), default="split")
     args = parser.parse_args()
-    os.environ.update({**VLLM_ENV, **engine_env(CORES[args.cores].get("policy", "0-1"))})
+    os.environ.update(VLLM_ENV)
+    layout = CORES[args.cores]
+    if "rest" in layout:  # Ray's processes, started by this one, inherit its cores
+        os.sched_setaffinity(0, parse_cpus(layout["rest"]))
     out_dir = tempfile.mkdtemp(prefix="sphere-bench-")
     summary, job_s = run_job(args, out_dir)
     tokens = summary["generated_tokens"]
     requests = step_requests(out_dir, args.max_step_tokens)
-    direct_tokens, direct_s = direct(requests)
+    direct_tokens, direct_s = direct(requests, layout.get("policy"))
     job_rate, direct_rate = tokens / job_s, direct_tokens / direct_s
     pairs = summary["pairs"]
     result = {
@@ -139,11 +166,14 @@ def main() -> None:
         "prm_calls": summary["prm_calls"],
         # summed over problems (they overlap in time): where a problem's wall time went
         "problem_seconds": summary["problem_seconds"],
+        # share of the job's wall time each engine had a request in progress (1.0: never waited for work)
+        "engines": summary["engines"],
     }  # fmt: skip
     meta = (
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; SmolLM2-135M-Instruct on vLLM-CPU "
         f"(fp32, eager) as policy and small policy, LLM-as-judge PRM (SmolLM2 on vLLM-CPU); cores: {args.cores} "
-        f"{CORES[args.cores] or '(every engine on cores 0-1)'}, direct engine on the policy's; 1 replica per app; "
+        f"{CORES[args.cores] or '(every engine on cores 0-1)'}, direct engine (all its processes) on the policy's; "
+        f"1 replica per app; "
         f"{args.limit} GSM8K problems, E=5, max_depth {args.max_depth}, {args.max_step_tokens} tokens/step, "
         f"{args.in_flight} problems in flight"
     )

@@ -91,9 +91,9 @@ def test_stage1_routing_solutions_and_pairs():
 def test_stage1_counters_and_requests():
     result, policy, prm = stage1_result()
     c = result.counters
-    assert (c.policy_calls, c.step_generations, c.prm_calls, c.prm_batches) == (3, 15, 15, 3)
+    assert (c.policy_calls, c.step_generations, c.prm_calls, c.prm_batches) == (5, 15, 15, 5)
     assert c.generated_tokens == 150
-    assert [len(policy.requests)] == [5]  # root, then both branches batched per depth (2 + 2)
+    assert [len(policy.requests)] == [5]  # root, then each branch on its own at depths 1 and 2
     assert all(r.n == 3 and r.temperature == 0.8 and r.stop == ("\n\n",) for r in policy.requests)
     assert len({r.seed for r in policy.requests}) == 5  # one seed per expanded node
     assert all(r.question == "How many clips?" and r.only_last for r in prm.requests)
@@ -105,6 +105,29 @@ def test_seeds_are_reproducible():
     b, pb, _ = stage1_result()
     assert [r.seed for r in pa.requests] == [r.seed for r in pb.requests]
     assert [p.pair_id for p in a.pairs] == [p.pair_id for p in b.pairs]
+
+
+class _SlowMaxPolicy(FakePolicy):
+    """FAKE policy whose answers on the max branch (under A1) come late, so the min branch runs ahead."""
+
+    async def sample_steps(self, requests):
+        if any("A1" in r.prompt for r in requests):
+            await asyncio.sleep(0.05)
+        return await super().sample_steps(requests)
+
+
+def test_tree_ids_and_seeds_do_not_depend_on_which_branch_runs_ahead():
+    params = SphereParams(SearchParams(num_candidates=3, max_depth=3, temperature=0.8, max_step_tokens=64))
+    slow, fast = _SlowMaxPolicy(STAGE1_SCRIPT), FakePolicy(STAGE1_SCRIPT)
+    a = run(sphere_search(PROBLEM, Models(slow, FakePRM(STAGE1_SCORES)), params))
+    b = run(sphere_search(PROBLEM, Models(fast, FakePRM(STAGE1_SCORES)), params))
+    assert ["A1" in r.prompt for r in slow.requests] == [False, False, False, True, True]  # min ran to its end first
+    untimed = [{k: v for k, v in r.trees[0].to_dict().items() if k != "counters"} for r in (a, b)]
+    assert untimed[0] == untimed[1]  # same nodes, ids, links and leaves
+    assert sorted(r.seed for r in slow.requests) == sorted(r.seed for r in fast.requests)
+    assert [n.id for n in a.trees[0].nodes] == list(range(15)) and a.trees[0].nodes[3].text == "A2a"
+    with pytest.raises(ValueError, match="permutation"):
+        a.trees[0].renumber([0] * 15)
 
 
 # --- Stage 2: both wrong -> self-correction with ORM -------------------------------------------------

@@ -71,6 +71,7 @@ def test_smollm2_policy_and_prefix_cache_metric(serve_apps):
         )
     stats = handle.stats.remote().result()
     assert stats["backend"] == "vllm" and stats["cached_prompt_tokens"] > 0 and 0 < stats["prefix_cache_hit_rate"] <= 1
+    assert stats["busy_seconds"] > 0 and stats["mean_requests_when_busy"] >= 1  # the replica's BusyMeter
 
 
 def test_qwen_prm_vllm_and_transformers_agree(serve_apps):

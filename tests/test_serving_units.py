@@ -1,13 +1,17 @@
-"""Pure logic of the serving layer (no Ray): schemas, request grouping, retries, registries."""
+"""Pure logic of the serving layer (no Ray cluster): schemas, request grouping, retries, registries."""
 
 import asyncio
+import os
 
 import pytest
 from pydantic import ValidationError
 
 from sphere_ray.search import StepRequest
+from sphere_ray.serving.apps import GenerationAppArgs
 from sphere_ray.serving.client import call_with_retries, to_generate_requests, to_step_samples
+from sphere_ray.serving.cpus import parse_cpus, pin_to_cpus
 from sphere_ray.serving.engines import build_engine
+from sphere_ray.serving.meter import BusyMeter
 from sphere_ray.serving.prm import build_prm
 from sphere_ray.serving.schema import GenerateRequest, GenerateResponse, Sample
 
@@ -77,3 +81,34 @@ def test_unknown_backend_and_prm_family_name_the_field():
         build_engine("tensorrt", "m", "m")
     with pytest.raises(ValueError, match="prm kind must be one of"):
         build_prm("oracle")
+
+
+def test_busy_meter_counts_time_with_requests_in_progress():
+    now = [0.0]
+    meter = BusyMeter(clock=lambda: now[0])
+    with meter.track():  # t 0-10: one request; t 4-6: two
+        now[0] = 4.0
+        with meter.track():
+            now[0] = 6.0
+        now[0] = 10.0
+    now[0] = 30.0  # idle: not busy
+    assert meter.snapshot() == {"busy_seconds": 10.0, "mean_requests_when_busy": 1.2}
+
+
+def test_cpus_spec_parsing_and_pinning(monkeypatch):
+    assert parse_cpus("0,2,4-5") == [0, 2, 4, 5] and parse_cpus("1") == [1]
+    for bad in ("", "a", "3-1", "-1", "0,,1"):
+        with pytest.raises(ValueError, match="cpus"):
+            parse_cpus(bad)
+    with pytest.raises(ValueError, match="do not exist"):
+        pin_to_cpus("4096")
+    before = os.sched_getaffinity(0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-1")
+    try:
+        assert pin_to_cpus("0") == [0] and os.sched_getaffinity(0) == {0}
+        assert (os.environ["VLLM_CPU_OMP_THREADS_BIND"], os.environ["OMP_NUM_THREADS"]) == ("0", "1")
+    finally:
+        os.sched_setaffinity(0, before)
+    with pytest.raises(ValidationError, match="cpus"):
+        GenerationAppArgs(model="m", cpus="zero")

@@ -10,7 +10,9 @@ Algorithm, as implemented:
    candidate is pruned (kept in the tree with ``kept="pruned"``, never expanded).
 5. Each branch then expands only its own node, E candidates again, and keeps its max (branch ``max``)
    or min (branch ``min``) child, until the kept step is terminal or the path has ``max_depth`` steps.
-   The two branches' expansions at one depth go to the models as one batch.
+   The two branches run concurrently and independently (one branch's PRM call overlaps the other's
+   sampling); node ids are renumbered at the end in a fixed order (depth, then ``max`` before ``min``)
+   and seeds depend on a node's place in the tree, not on timing, so a search is reproducible.
 6. A step is terminal when it states a final answer (:func:`sphere_ray.grading.extract_answer`),
    when the model ended its output (end of sequence), or when it is empty.
 
@@ -31,6 +33,7 @@ Decisions where the paper is ambiguous:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import zlib
@@ -88,15 +91,18 @@ async def pruned_search(
     (root_children,) = await ctx.expand([None])
     best = pick_child(tree, root_children, "max")
     worst = pick_child(tree, [c for c in root_children if c != best], "min")
-    frontier: dict[Branch, int] = {"max": best, "min": worst}
     tree.nodes[best].kept, tree.nodes[worst].kept = "max", "min"
-    while alive := {b: n for b, n in frontier.items() if ctx.expandable(n)}:
-        expanded = await ctx.expand(list(alive.values()))
-        for branch, children in zip(alive, expanded, strict=True):
-            frontier[branch] = pick_child(tree, children, branch)
-            tree.nodes[frontier[branch]].kept = branch
-    tree.leaves = dict(frontier)
+    leaves = await asyncio.gather(ctx.follow("max", best), ctx.follow("min", worst))
+    tree.leaves = {"max": leaves[0], "min": leaves[1]}
+    tree.renumber(sorted(range(len(tree.nodes)), key=lambda i: _canonical_key(tree, i)))
     return tree
+
+
+def _canonical_key(tree: SearchTree, node_id: int) -> tuple[int, int, int]:
+    """Depth, then the parent's branch (``max`` first), then generation order within one expansion."""
+    node = tree.nodes[node_id]
+    parent_branch = None if node.parent is None else tree.nodes[node.parent].kept
+    return node.depth, 1 if parent_branch == "min" else 0, node_id
 
 
 def pick_child(tree: SearchTree, ids: Sequence[int], branch: Branch) -> int:
@@ -122,8 +128,18 @@ class _Ctx:
         return not node.terminal and node.depth + 1 < self.params.max_depth
 
     def seed(self, parent: int | None) -> int:
-        key = f"{self.params.seed}:{self.problem.id}:{self.tree.kind}:{parent}"
+        """Keyed by the parent's place (its branch and depth), which does not depend on timing."""
+        place = "root" if parent is None else f"{self.tree.nodes[parent].kept}{self.tree.nodes[parent].depth}"
+        key = f"{self.params.seed}:{self.problem.id}:{self.tree.kind}:{place}"
         return zlib.crc32(key.encode()) & 0x7FFFFFFF
+
+    async def follow(self, branch: Branch, node: int) -> int:
+        """Expand ``branch`` from its kept ``node`` until it ends; return its last kept node."""
+        while self.expandable(node):
+            (children,) = await self.expand([node])
+            node = pick_child(self.tree, children, branch)
+            self.tree.nodes[node].kept = branch
+        return node
 
     async def expand(self, parents: list[int | None]) -> list[list[int]]:
         """Sample E children under each parent (one batched policy + PRM call); return their ids."""

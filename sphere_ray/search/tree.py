@@ -123,6 +123,17 @@ class SearchTree:
             return self.prompt
         return self.prompt + "".join(n.text + STEP_SEPARATOR for n in self.path(parent))
 
+    def renumber(self, order: list[int]) -> None:
+        """Reorder the nodes: ``order`` lists every current id in its new position; ids and links follow."""
+        if sorted(order) != list(range(len(self.nodes))):
+            raise ValueError(f"renumber: order must be a permutation of 0..{len(self.nodes) - 1}")
+        new_id = {old: new for new, old in enumerate(order)}
+        self.nodes = [self.nodes[old] for old in order]
+        for node in self.nodes:
+            node.id = new_id[node.id]
+            node.parent = None if node.parent is None else new_id[node.parent]
+        self.leaves = {branch: new_id[leaf] for branch, leaf in self.leaves.items()}
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of the whole tree."""
         return {

@@ -1,0 +1,51 @@
+"""How busy a replica is: seconds with at least one request in progress, and how many were in progress.
+
+A replica's ``stats()`` reports these, so a job can tell a model that waited for work (pipeline bubbles)
+from one that was busy all along (the model is the bottleneck).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+__all__ = ["BusyMeter"]
+
+
+class BusyMeter:
+    """Integrates the number of requests in progress over time.
+
+    Args:
+        clock: seconds, monotonic (a fake clock in tests).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._active = 0
+        self._last: float | None = None
+        self.busy_seconds = 0.0
+        self.request_seconds = 0.0
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        """Count one request in progress for the duration of the ``with`` block."""
+        self._advance(+1)
+        try:
+            yield
+        finally:
+            self._advance(-1)
+
+    def _advance(self, delta: int) -> None:
+        now = self._clock()
+        if self._last is not None and self._active:
+            self.busy_seconds += now - self._last
+            self.request_seconds += self._active * (now - self._last)
+        self._last = now
+        self._active += delta
+
+    def snapshot(self) -> dict[str, float]:
+        """``busy_seconds`` (>= 1 request in progress) and ``mean_requests_when_busy``, up to now."""
+        self._advance(0)
+        mean = self.request_seconds / self.busy_seconds if self.busy_seconds else 0.0
+        return {"busy_seconds": self.busy_seconds, "mean_requests_when_busy": mean}
