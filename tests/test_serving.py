@@ -120,11 +120,15 @@ def test_killed_replica_is_retried_transparently(serve_apps, caplog):
     import ray
 
     policy = ServePolicy("tiny_hf", timeout_s=120, retries=4)
-    requests = [StepRequest("Count: 1, 2, 3,", n=2, temperature=0.8, max_tokens=512, stop=())]
+    # long enough (~10 s on this CPU) that the kill lands while the replica is generating
+    requests = [StepRequest("Count: 1, 2, 3,", n=2, temperature=0.8, max_tokens=1900, stop=())]
     result = {}
     worker = threading.Thread(target=lambda: result.update(out=run(policy.sample_steps(requests))))
     worker.start()
-    time.sleep(3)  # the request is in flight on the replica
+    deadline = time.monotonic() + 60
+    while serve_apps["tiny_hf"].stats.remote().result()["requests_in_progress"] < 1:  # the replica's BusyMeter
+        assert time.monotonic() < deadline, "the request never reached the replica"
+        time.sleep(0.2)
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "serve"]
     replicas = [n for n in names if n.startswith("SERVE_REPLICA::tiny_hf#")]
     assert len(replicas) == 1, names

@@ -45,7 +45,12 @@ class BusyMeter:
         self._active += delta
 
     def snapshot(self) -> dict[str, float]:
-        """``busy_seconds`` (>= 1 request in progress) and ``mean_requests_when_busy``, up to now."""
+        """Totals up to now and the present load.
+
+        Returns:
+            ``busy_seconds`` (>= 1 request in progress), ``mean_requests_when_busy``, ``requests_in_progress``.
+        """
         self._advance(0)
         mean = self.request_seconds / self.busy_seconds if self.busy_seconds else 0.0
-        return {"busy_seconds": self.busy_seconds, "mean_requests_when_busy": mean}
+        busy = {"busy_seconds": self.busy_seconds, "mean_requests_when_busy": mean}
+        return {**busy, "requests_in_progress": self._active}
