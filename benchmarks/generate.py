@@ -31,7 +31,7 @@ from pathlib import Path
 
 from common import ENGINE_KWARGS, VLLM_ENV, write_results
 
-from sphere_ray.serving.cpus import parse_cpus
+from sphere_ray.serving.cpus import parse_cpus, pin_to_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,9 +74,7 @@ def busy(before: dict, after: dict, seconds: float) -> dict[str, dict]:
     """Per app: share of the job's wall time with a request in progress, and requests in progress then."""
     out = {}
     for app in before:
-        b = after[app]["busy_seconds"] - before[app]["busy_seconds"]
-        r = after[app]["mean_requests_when_busy"] * after[app]["busy_seconds"]
-        r -= before[app]["mean_requests_when_busy"] * before[app]["busy_seconds"]
+        b, r = (after[app][k] - before[app][k] for k in ("busy_seconds", "request_seconds"))
         out[app] = {"busy_share": round(b / seconds, 3), "mean_requests_when_busy": round(r / b, 1) if b else 0.0}
     return out
 
@@ -98,7 +96,7 @@ def pin_engines(config: dict, cores: dict[str, str]) -> dict:
 
 
 def step_requests(out_dir: str, max_step_tokens: int) -> list:
-    """Every step request the job made, rebuilt from the trees (same prompt, n, seed, limits)."""
+    """Every step request the job made, rebuilt from the trees (same prompt, n, temperature, limits)."""
     from sphere_ray.generation.store import OutputStore
     from sphere_ray.search.tree import Node, SearchTree
     from sphere_ray.serving.schema import GenerateRequest
@@ -118,7 +116,6 @@ def step_requests(out_dir: str, max_step_tokens: int) -> list:
 def direct(requests: list, cores: str | None) -> tuple[int, float]:
     """The same requests on one in-process engine (pinned, with this process, to ``cores`` if given)."""
     from sphere_ray.models.embedded import ensure_smollm2
-    from sphere_ray.serving.cpus import pin_to_cpus
     from sphere_ray.serving.engines import VLLMEngine
 
     if cores:

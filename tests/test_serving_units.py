@@ -93,7 +93,9 @@ def test_busy_meter_counts_time_with_requests_in_progress():
         now[0] = 10.0
         assert meter.snapshot()["requests_in_progress"] == 1
     now[0] = 30.0  # idle: not busy
-    assert meter.snapshot() == {"busy_seconds": 10.0, "mean_requests_when_busy": 1.2, "requests_in_progress": 0}
+    assert meter.snapshot() == {
+        "busy_seconds": 10.0, "request_seconds": 12.0, "mean_requests_when_busy": 1.2, "requests_in_progress": 0,
+    }  # fmt: skip
 
 
 def test_cpus_spec_parsing_and_pinning(monkeypatch):

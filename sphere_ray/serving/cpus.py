@@ -34,7 +34,7 @@ def pin_to_cpus(spec: str) -> list[int]:
         The core ids. A core this machine does not have is a ``ValueError``.
     """
     cores = parse_cpus(spec)
-    available = os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))
+    available = set(range(os.cpu_count() or 1))
     if missing := sorted(set(cores) - available):
         raise ValueError(f"cpus: cores {missing} do not exist on this node (it has {sorted(available)})")
     os.sched_setaffinity(0, cores)

@@ -48,9 +48,10 @@ class BusyMeter:
         """Totals up to now and the present load.
 
         Returns:
-            ``busy_seconds`` (>= 1 request in progress), ``mean_requests_when_busy``, ``requests_in_progress``.
+            ``busy_seconds`` (>= 1 request in progress), ``request_seconds`` (requests in progress integrated
+            over time), ``mean_requests_when_busy`` (their ratio) and ``requests_in_progress``.
         """
         self._advance(0)
         mean = self.request_seconds / self.busy_seconds if self.busy_seconds else 0.0
-        busy = {"busy_seconds": self.busy_seconds, "mean_requests_when_busy": mean}
-        return {**busy, "requests_in_progress": self._active}
+        totals = {"busy_seconds": self.busy_seconds, "request_seconds": self.request_seconds}
+        return {**totals, "mean_requests_when_busy": mean, "requests_in_progress": self._active}
