@@ -2,17 +2,19 @@
 
 1. Pairs: the bundled GSM8K sample, chosen = the reference solution with its answer, rejected = the same
    solution ending in a wrong answer (SmolLM2's own search yields almost no pairs; this measures throughput).
+   ``--pairs 32`` with 16 steps x batch 4 is two epochs (the paper trains 10).
 2. Plain: TRL ``DPOTrainer`` + PEFT LoRA in one process, no Ray (a subprocess, for a clean peak RSS), with the
-   job's hyperparameters and HF's default random batch order. tokens/s = TRL's ``num_tokens`` (real, unpadded
-   tokens) / ``train_runtime``.
-3. Plain, same settings: the job's trainer and arguments (length-grouped batches) without Ray: what Ray costs.
-4. Job: ``run_dpo_job`` on a local Ray cluster, one Ray Train worker with the same CPUs.
-   tokens/s = ``num_tokens`` / the worker's train seconds (up to the final checkpoint save); peak RSS of the worker.
-5. Ratios job / plain (target >= 1.0) and job / plain-same-settings.
+   job's hyperparameters and TRL's defaults otherwise: HF's random batch order, a reference forward every step.
+3. Plain, same settings: the job's trainer and arguments without Ray (length-grouped batches; the reference
+   log-probs precomputed once, in length order, since training is multi-epoch): what Ray itself costs.
+4. Job: ``run_dpo_job`` on a local Ray cluster, one Ray Train worker with the same CPUs; peak RSS of the worker.
+5. tokens/s = TRL's ``num_tokens`` (real, unpadded tokens trained on) / seconds from building the trainer
+   (tokenizing, the reference pass if any) to the end of training (the final checkpoint save included).
+   Ratios job / plain (target >= 1.0) and job / plain-same-settings.
 
 Results: ``benchmarks/results/dpo.{md,json}``.
 
-    python benchmarks/dpo.py [--steps 16] [--batch 4]
+    python benchmarks/dpo.py [--steps 16] [--batch 4] [--pairs 32]
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from common import write_results  # noqa: E402
 
 
-def build_pairs(path: Path) -> Path:
-    """Pairs in the P3 schema from the bundled GSM8K sample (64 problems, one pair each)."""
+def build_pairs(path: Path, limit: int) -> Path:
+    """Pairs in the P3 schema from the bundled GSM8K sample (its first ``limit`` problems, one pair each)."""
     import pyarrow as pa
     from transformers import AutoTokenizer
 
@@ -44,7 +46,7 @@ def build_pairs(path: Path) -> Path:
 
     tok = AutoTokenizer.from_pretrained(ensure_smollm2())
     rows = []
-    for line in (ROOT / "sphere_ray" / "data" / "gsm8k_train_sample.jsonl").read_text().splitlines():
+    for line in (ROOT / "sphere_ray" / "data" / "gsm8k_train_sample.jsonl").read_text().splitlines()[:limit]:
         p = json.loads(line)
         answer, solution = p["answer"], p["solution"].strip()
         wrong = str(int(answer) + 1) if answer.lstrip("-").isdigit() else answer + "1"
@@ -91,24 +93,28 @@ def plain(args, pairs: Path, out: Path, same_settings: bool) -> dict:
     model_path = ensure_smollm2()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     table = load_pair_splits(str(pairs), tokenizer, cfg.max_length, 0.0).train
-    training_args = cfg.training_args(str(out))
-    if not same_settings:
+    training_args = cfg.training_args(str(out), train_pairs=len(table))
+    if not same_settings:  # TRL's defaults
         table, training_args.train_sampling_strategy = table.select(["prompt", "chosen", "rejected"]), "random"
+        training_args.precompute_ref_log_probs = False
+    start = time.perf_counter()
     trainer = (dpo_trainer_class() if same_settings else DPOTrainer)(
         model=AutoModelForCausalLM.from_pretrained(model_path), args=training_args, processing_class=tokenizer,
         train_dataset=Dataset(table),
         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"),
     )  # fmt: skip
-    output = trainer.train()
+    trainer.train()
+    seconds = time.perf_counter() - start
     tokens = max(h.get("num_tokens", 0) for h in trainer.state.log_history)
-    return {"tokens": tokens, "train_seconds": output.metrics["train_runtime"],
+    return {"tokens": tokens, "train_seconds": seconds, "precompute": training_args.precompute_ref_log_probs,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
 
 
 def run_plain(args, pairs: Path, same_settings: bool) -> dict:
     """:func:`plain` in a fresh process (a clean peak RSS)."""
     cmd = [sys.executable, __file__, "--steps", str(args.steps), "--batch", str(args.batch), "--plain-only", str(pairs)]
+    cmd += ["--pairs", str(args.pairs)]
     if same_settings:
         cmd.append("--same-settings")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -129,14 +135,16 @@ def job(args, pairs: Path, out: Path) -> dict:
         ray.shutdown()
     history = json.loads((out / "metrics.json").read_text())
     last = summary["last_metrics"]
+    precompute = job_config(args, pairs, out).training_args(str(out), train_pairs=args.pairs).precompute_ref_log_probs
     return {"tokens": max(h.get("num_tokens", 0) for h in history), "train_seconds": last["train_seconds"],
-            "peak_rss_mb": last["peak_rss_mb"], "job_wall_seconds": wall}  # fmt: skip
+            "peak_rss_mb": last["peak_rss_mb"], "job_wall_seconds": wall, "precompute": precompute}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--pairs", type=int, default=32, help="pairs (steps x batch / pairs = epochs)")
     parser.add_argument("--plain-only", metavar="PAIRS", help=argparse.SUPPRESS)
     parser.add_argument("--same-settings", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -144,7 +152,7 @@ def main() -> None:
     if args.plain_only:
         print(json.dumps(plain(args, Path(args.plain_only), work / "plain", args.same_settings)))
         return
-    pairs = build_pairs(work / "pairs.parquet")
+    pairs = build_pairs(work / "pairs.parquet", args.pairs)
     p, same, j = run_plain(args, pairs, False), run_plain(args, pairs, True), job(args, pairs, work / "job")
     rate = {name: r["tokens"] / r["train_seconds"] for name, r in (("plain", p), ("same", same), ("job", j))}
     result = {
@@ -158,13 +166,17 @@ def main() -> None:
         "job_worker_peak_rss_mb": round(j["peak_rss_mb"]),
         "memory_ratio_plain_over_job": round(p["peak_rss_mb"] / j["peak_rss_mb"], 3),
         "job_wall_seconds_incl_worker_start_and_export": round(j["job_wall_seconds"], 1),
+        "reference_precomputed": {"plain": p["precompute"], "plain_same_settings": same["precompute"],
+                                  "job": j["precompute"]},
     }  # fmt: skip
     meta = (
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, no GPU; SmolLM2-135M-Instruct "
         f"fp32 + LoRA r64/alpha128 (all-linear), beta 0.8, {args.steps} steps x batch {args.batch}, max_length 512, "
-        f"64 constructed GSM8K pairs; job: 1 Ray Train worker with {os.cpu_count()} CPUs, no DeepSpeed, its default "
-        "length-grouped batches; plain: TRL's DPOTrainer with TRL's defaults (random batch order); plain same "
-        "settings: the job's trainer and arguments without Ray"
+        f"{args.pairs} constructed GSM8K pairs ({args.steps * args.batch / args.pairs:g} epochs); job: 1 Ray Train "
+        f"worker with {os.cpu_count()} CPUs, no DeepSpeed, its defaults (length-grouped batches, reference log-probs "
+        "precomputed when multi-epoch); plain: TRL's DPOTrainer with TRL's defaults (random batch order, reference "
+        "forward each step); plain same settings: the job's trainer and arguments without Ray; seconds from building "
+        "the trainer to the end of training"
     )
     md = write_results("dpo", "DPO job vs plain TRL script", meta, result)
     print(md)

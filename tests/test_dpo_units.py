@@ -158,3 +158,50 @@ def test_empty_and_unusable_and_missing_pairs_are_clear_errors(tmp_path):
     pq.write_table(pa.table({"a": [1]}), tmp_path / "other.parquet")
     with pytest.raises(ValueError, match="not a pairs file"):
         load_pair_splits(str(tmp_path / "other.parquet"), None, None, 0.0)
+
+
+def test_reference_is_precomputed_when_training_sees_a_pair_more_than_once():
+    def precompute(train_pairs: int, **over) -> bool:
+        cfg = DPOJobConfig(**over)
+        return cfg.training_args("/tmp/x", hardware_checks=False, train_pairs=train_pairs).precompute_ref_log_probs
+
+    assert precompute(100) and not precompute(100, num_train_epochs=1)  # the paper's 10 epochs vs one
+    assert precompute(32, max_steps=16, per_device_train_batch_size=4)  # 64 pair passes over 32 pairs
+    assert not precompute(64, max_steps=16, per_device_train_batch_size=4)  # exactly one epoch
+    assert not precompute(100, precompute_ref_log_probs=False)  # the recipe's word wins
+    assert precompute(10, num_train_epochs=1, precompute_ref_log_probs=True)
+    assert not precompute(0)  # the driver's check, before the data is read
+    assert not precompute(100, num_workers=2)  # TRL's reference columns would sit in per-process temporary files
+    cfg = DPOJobConfig(max_steps=10, per_device_train_batch_size=4, gradient_accumulation_steps=2, num_workers=2)
+    assert cfg.passes_over_data(40) == 4.0  # 10 steps x 4 x 2 accumulated x 2 workers / 40 pairs
+
+
+def test_length_sorted_reference_pass_gives_each_pair_trls_log_probs(tiny_policy_path, tmp_path):
+    """The job's trainer precomputes the reference over length-sorted pairs: each pair keeps its own log-probs."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOTrainer
+
+    from sphere_ray.training.worker import dpo_trainer_class
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_policy_path)
+    rows = [pair_row(f"p-{i}", 0, chosen="Yes. " * (1 + (i * 7) % 11)) for i in range(8)]
+    table, _ = clean_pairs(_table(rows), tokenizer, max_length=256)
+    assert table.column("length").to_pylist() != sorted(table.column("length").to_pylist())  # the sort reorders
+    cfg = DPOJobConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, eval_fraction=0.0)
+    args = cfg.training_args(str(tmp_path), hardware_checks=False, train_pairs=table.num_rows)
+    assert args.precompute_ref_log_probs  # ten epochs
+
+    def reference(trainer_class: type) -> dict[str, tuple[float, float]]:
+        trainer = trainer_class(
+            model=AutoModelForCausalLM.from_pretrained(tiny_policy_path), args=args, processing_class=tokenizer,
+            train_dataset=Dataset(table), peft_config=LoraConfig(r=4, lora_alpha=8, task_type="CAUSAL_LM"),
+        )  # fmt: skip
+        data = trainer.train_dataset
+        return {r["prompt"]: (r["ref_chosen_logps"], r["ref_rejected_logps"]) for r in data}
+
+    sorted_pass, trl_pass = reference(dpo_trainer_class()), reference(DPOTrainer)
+    assert sorted_pass.keys() == trl_pass.keys() and len(sorted_pass) == 8
+    for prompt, logps in trl_pass.items():  # one pair per prompt
+        assert sorted_pass[prompt] == pytest.approx(logps, abs=1e-4)

@@ -63,6 +63,12 @@ class DPOJobConfig(DPOConfig):
     ddp_find_unused_parameters: bool | None = option(
         False, "DDP's unused-parameter search (a graph walk per step); off: every LoRA parameter gets a gradient"
     )
+    precompute_ref_log_probs: bool | None = option(
+        None,
+        "reference log-probs in one pass before training, reused every epoch (no reference forward per step); "
+        "null: on when training sees a pair more than once (more than one epoch) on a single worker (TRL keeps the "
+        "reference columns of in-memory data in a per-process temporary file, so workers would not share them)",
+    )
     train_sampling_strategy: str = option(
         "group_by_length", "batch order: group_by_length (similar lengths per batch: less padding) | random | ..."
     )
@@ -88,14 +94,19 @@ class DPOJobConfig(DPOConfig):
         except ValueError as e:
             raise ValueError(f"invalid DPO training argument: {e}") from e
 
-    def training_args(self, output_dir: str, hardware_checks: bool = True) -> DPOConfig:
+    def training_args(self, output_dir: str, hardware_checks: bool = True, train_pairs: int = 0) -> DPOConfig:
         """TRL's ``DPOConfig`` for a worker: the TRL fields of this config, DeepSpeed and precision applied.
 
         On CPU (``use_gpu: false``) an unset ``bf16`` becomes false (fp32: bf16 is ~3x slower on CPU).
-        With ``eval_fraction: 0`` there is no eval set, so evaluation is off.
+        With ``eval_fraction: 0`` there is no eval set, so evaluation is off. An unset
+        ``precompute_ref_log_probs`` is on for a single worker that sees its ``train_pairs`` more than once
+        (:meth:`passes_over_data`).
         """
         values = {f.name: getattr(self, f.name) for f in fields(DPOConfig) if f.init}
         values.update(output_dir=output_dir, deepspeed=self.deepspeed_file() if hardware_checks else None)
+        if self.precompute_ref_log_probs is None:
+            repeats = self.passes_over_data(train_pairs) > 1
+            values.update(precompute_ref_log_probs=repeats and self.num_workers == 1)
         if self.eval_fraction == 0:
             values.update(eval_strategy="no")
         if not self.use_gpu:
@@ -103,6 +114,15 @@ class DPOJobConfig(DPOConfig):
         if not hardware_checks:
             values.update(use_cpu=True, bf16=False, fp16=False)
         return DPOConfig(**values)
+
+    def passes_over_data(self, train_pairs: int) -> float:
+        """How many times training sees each of ``train_pairs`` pairs (epochs; from ``max_steps`` if set)."""
+        if train_pairs <= 0:
+            return 0.0
+        if self.max_steps <= 0:
+            return float(self.num_train_epochs)
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * self.num_workers
+        return self.max_steps * batch / train_pairs
 
     def deepspeed_file(self) -> str | None:
         """The DeepSpeed JSON the workers use (``None``: ZeRO off)."""

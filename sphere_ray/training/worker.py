@@ -55,7 +55,7 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
 
     if cfg.num_workers == 1 and not cfg.zero_stage:
         _leave_process_group()
-    args = cfg.training_args(output_dir)
+    args = cfg.training_args(output_dir, train_pairs=len(train))
     log.info(
         "worker: torch threads %d, OMP_NUM_THREADS=%s, distributed=%s world=%s",
         torch.get_num_threads(),
@@ -75,20 +75,25 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
         target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM",
     )  # fmt: skip
+    callback = _report_callback(RayTrainReportCallback, resumed_from_step)  # its clock includes the reference pass
     trainer = dpo_trainer_class()(
         model=model, ref_model=None, args=args, processing_class=tokenizer, peft_config=lora,
         train_dataset=Dataset(train), eval_dataset=Dataset(held_out) if held_out is not None else None,
-        callbacks=[_report_callback(RayTrainReportCallback, resumed_from_step)],
+        callbacks=[callback],
     )  # fmt: skip
     return prepare_trainer(trainer)
 
 
 @functools.cache
 def dpo_trainer_class() -> type:
-    """TRL's ``DPOTrainer`` that keeps the pairs' length column for ``group_by_length`` batching.
+    """TRL's ``DPOTrainer`` that uses the pairs' length column.
 
-    TRL keeps only its token columns, so HF's length-grouped sampler would find no lengths; TRL's
-    collator ignores the extra column. Built once per process (TRL is imported on first use).
+    * ``group_by_length`` batching: TRL keeps only its token columns, so HF's length-grouped sampler
+      would find no lengths; TRL's collator ignores the extra column.
+    * The reference pass (``precompute_ref_log_probs``) runs over the pairs sorted by length, so its
+      batches carry little padding (training order is the sampler's, not the dataset's).
+
+    Built once per process (TRL is imported on first use).
     """
     from trl import DPOTrainer
 
@@ -97,6 +102,11 @@ def dpo_trainer_class() -> type:
             super()._set_signature_columns_if_needed()
             if self.args.length_column_name not in self._signature_columns:
                 self._signature_columns = [*self._signature_columns, self.args.length_column_name]
+
+        def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+            if self.args.length_column_name in dataset.column_names:
+                dataset = dataset.sort(self.args.length_column_name).flatten_indices()
+            return super()._precompute_ref_logps(dataset, name, batch_size)
 
     return LengthGroupedDPOTrainer
 
@@ -133,8 +143,9 @@ def _report_callback(base: type, resumed_from_step: int) -> Any:
     from accelerate import PartialState
 
     class ReportCallback(base):
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.start = time.monotonic()
+        def __init__(self) -> None:
+            super().__init__()
+            self.start = time.monotonic()  # built before the trainer: train seconds include the reference pass
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             extra = {"resumed_from_step": resumed_from_step, "train_seconds": time.monotonic() - self.start,
