@@ -97,9 +97,10 @@ def plain(args, pairs: Path, out: Path, same_settings: bool) -> dict:
     if not same_settings:  # TRL's defaults
         table, training_args.train_sampling_strategy = table.select(["prompt", "chosen", "rejected"]), "random"
         training_args.precompute_ref_log_probs = False
-    start = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    start = time.perf_counter()  # as the job's clock: from building the trainer, the model already loaded
     trainer = (dpo_trainer_class() if same_settings else DPOTrainer)(
-        model=AutoModelForCausalLM.from_pretrained(model_path), args=training_args, processing_class=tokenizer,
+        model=model, args=training_args, processing_class=tokenizer,
         train_dataset=Dataset(table),
         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"),
