@@ -6,8 +6,11 @@ ENGINE_KWARGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 204
                  "enable_chunked_prefill": False, "max_num_batched_tokens": 2048}  # fmt: skip
 
 
-def write_results(name: str, title: str, meta: str, result: dict) -> str:
-    """Write ``results/<name>.md`` (a metric table under ``title`` and ``meta``) and ``results/<name>.json``."""
+def write_results(name: str, title: str, meta: str, result: dict, extra: dict | None = None) -> str:
+    """Write ``results/<name>.md`` (a metric table under ``title`` and ``meta``) and ``results/<name>.json``.
+
+    ``extra`` (long series such as timelines) goes to the JSON only.
+    """
     from pathlib import Path
 
     from sphere_ray.files import write_json, write_text
@@ -16,5 +19,5 @@ def write_results(name: str, title: str, meta: str, result: dict) -> str:
     rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
     md = f"# {title}\n\n{meta}\n\n| metric | value |\n|---|---|\n{rows}\n"
     write_text(out / f"{name}.md", md)
-    write_json(out / f"{name}.json", {"meta": meta, **result})
+    write_json(out / f"{name}.json", {"meta": meta, **result, **(extra or {})})
     return md

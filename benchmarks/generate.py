@@ -25,11 +25,16 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import ENGINE_KWARGS, VLLM_ENV, write_results
+from replay import step_requests
+from timeline import Timeline, middle_rate, plot
 
 from sphere_ray.serving.cpus import parse_cpus, pin_to_cpus
 
@@ -54,10 +59,12 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
             reference_fallback=True,
         )  # fmt: skip
         before = replica_stats()
+        timeline = Timeline(load_probe).start_thread()
         start = time.perf_counter()
         summary = run_generate_job(cfg)
         seconds = time.perf_counter() - start
-        return {**summary, "engines": busy(before, replica_stats(), seconds)}, seconds
+        rows = timeline.stop()
+        return {**summary, "engines": busy(before, replica_stats(), seconds), "timeline": rows}, seconds
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -68,6 +75,14 @@ def replica_stats() -> dict[str, dict]:
     from ray import serve
 
     return {app: serve.get_app_handle(app).stats.remote().result() for app in ("policy", "prm")}
+
+
+def load_probe() -> dict[str, float]:
+    """Policy tokens generated so far, and policy and PRM requests in progress (for the timeline)."""
+    stats = replica_stats()
+    policy, prm = stats["policy"], stats["prm"]
+    return {"tokens": policy["generated_tokens"], "policy_in_progress": policy["requests_in_progress"],
+            "prm_in_progress": prm["requests_in_progress"]}  # fmt: skip
 
 
 def busy(before: dict, after: dict, seconds: float) -> dict[str, dict]:
@@ -95,26 +110,13 @@ def pin_engines(config: dict, cores: dict[str, str]) -> dict:
     return config
 
 
-def step_requests(out_dir: str, max_step_tokens: int) -> list:
-    """Every step request the job made, rebuilt from the trees (same prompt, n, temperature, limits)."""
-    from sphere_ray.generation.store import OutputStore
-    from sphere_ray.search.tree import Node, SearchTree
-    from sphere_ray.serving.schema import GenerateRequest
+def direct(
+    requests: list, cores: str | None, before_start: Callable[[], None] = lambda: None
+) -> tuple[int, float, list]:
+    """The same requests on one in-process engine (pinned, with this process, to ``cores`` if given).
 
-    requests = []
-    for row in OutputStore(out_dir).read("trees").to_pylist():
-        for t in json.loads(row["trees_json"]):
-            nodes = [Node(**n) for n in t["nodes"]]
-            tree = SearchTree(kind=t["kind"], model=t["model"], prompt=t["prompt"], nodes=nodes)
-            for parent in sorted({n.parent for n in tree.nodes}, key=lambda p: -1 if p is None else p):
-                n = len(tree.children(parent))
-                requests.append(GenerateRequest(prompts=[tree.prefix_prompt(parent)], n=n, temperature=0.8,
-                                                max_tokens=max_step_tokens, stop=["\n\n"]))  # fmt: skip
-    return requests
-
-
-def direct(requests: list, cores: str | None) -> tuple[int, float]:
-    """The same requests on one in-process engine (pinned, with this process, to ``cores`` if given)."""
+    ``before_start`` runs once the engine is warm, right before the requests go in.
+    """
     from sphere_ray.models.embedded import ensure_smollm2
     from sphere_ray.serving.engines import VLLMEngine
 
@@ -122,15 +124,47 @@ def direct(requests: list, cores: str | None) -> tuple[int, float]:
         pin_to_cpus(cores)
     engine = VLLMEngine(str(ensure_smollm2()), "smollm2", ENGINE_KWARGS)
 
-    async def run() -> tuple[list, float]:  # one event loop: vLLM's engine is bound to the loop it started on
+    async def run() -> tuple[list, float, list[dict]]:  # one loop: vLLM's engine is bound to the loop it started on
         await engine.generate(requests[0])  # warm-up
+        warm = engine.stats()["generated_tokens"]
+        before_start()
+        tasks = [asyncio.ensure_future(engine.generate(r)) for r in requests]
+        probe = lambda: {"tokens": engine.stats()["generated_tokens"] - warm,  # noqa: E731
+                         "policy_in_progress": sum(not t.done() for t in tasks)}  # fmt: skip
+        timeline = Timeline(probe)
         start = time.perf_counter()
-        responses = await asyncio.gather(*(engine.generate(r) for r in requests))
-        return responses, time.perf_counter() - start
+        await timeline.run_until(asyncio.gather(*tasks))
+        return [t.result() for t in tasks], time.perf_counter() - start, timeline.rows
 
-    responses, seconds = asyncio.run(run())
+    responses, seconds, rows = asyncio.run(run())
     engine.shutdown()
-    return sum(s.num_tokens for r in responses for ss in r.outputs for s in ss), seconds
+    return sum(s.num_tokens for r in responses for ss in r.outputs for s in ss), seconds, rows
+
+
+def direct_with_prm(requests: list, out_dir: str, limit: int, layout: dict) -> dict:
+    """The policy's direct replay while the PRM replays the job's PRM requests on its own core (another process).
+
+    Both models did this work at the same time in the job, and on this machine the two cores slow each other
+    down; the ideal pipeline time is the longer of the two replays.
+    """
+    folder = Path(out_dir)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "replay.py"), out_dir, str(limit), layout.get("prm", "0-1")]
+    proc = subprocess.Popen(cmd)
+
+    def go() -> None:
+        while not (folder / "prm_ready").exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"PRM replay exited with {proc.returncode}")
+            time.sleep(0.1)
+        (folder / "prm_go").touch()
+
+    tokens, policy_s, rows = direct(requests, layout.get("policy"), go)
+    if proc.wait() != 0:
+        raise RuntimeError(f"PRM replay exited with {proc.returncode}")
+    prm = json.loads((folder / "prm_replay.json").read_text())
+    seconds = max(policy_s, prm["seconds"])
+    return {"tokens": tokens, "policy_seconds": round(policy_s, 1), "prm_seconds": round(prm["seconds"], 1),
+            "prm_candidates": prm["candidates"], "tokens_per_s": round(tokens / seconds, 1), "rows": rows}  # fmt: skip
 
 
 def main() -> None:
@@ -149,8 +183,11 @@ def main() -> None:
     summary, job_s = run_job(args, out_dir)
     tokens = summary["generated_tokens"]
     requests = step_requests(out_dir, args.max_step_tokens)
-    direct_tokens, direct_s = direct(requests, layout.get("policy"))
+    direct_tokens, direct_s, direct_rows = direct(requests, layout.get("policy"))
+    loaded = direct_with_prm(requests, out_dir, args.limit, layout)
     job_rate, direct_rate = tokens / job_s, direct_tokens / direct_s
+    job_rows = summary.pop("timeline")
+    steady = {"job": middle_rate(job_rows), "direct": middle_rate(direct_rows)}
     pairs = summary["pairs"]
     result = {
         "problems": summary["problems_done"], "pairs": pairs, "outcomes": summary["outcomes"],
@@ -158,6 +195,12 @@ def main() -> None:
         "direct_tokens": direct_tokens, "direct_seconds": round(direct_s, 1),
         "direct_tokens_per_s": round(direct_rate, 1),
         "orchestration_efficiency": round(job_rate / direct_rate, 3),
+        # the baseline under the job's load: the PRM replays its requests on its core meanwhile
+        "direct_with_prm": {k: v for k, v in loaded.items() if k != "rows"},
+        "orchestration_efficiency_with_prm_load": round(job_rate / loaded["tokens_per_s"], 3),
+        # the middle 80% of each run's tokens: without the ramp-up and the tail
+        "steady_tokens_per_s": {k: round(v, 1) for k, v in steady.items()},
+        "steady_efficiency": round(steady["job"] / steady["direct"], 3),
         "pairs_per_hour": round(pairs / job_s * 3600, 1), "tokens_per_pair": summary["tokens_per_pair"],
         "prm_calls_per_pair": summary["prm_calls_per_pair"], "step_requests": len(requests),
         "prm_calls": summary["prm_calls"],
@@ -174,7 +217,10 @@ def main() -> None:
         f"{args.limit} GSM8K problems, E=5, max_depth {args.max_depth}, {args.max_step_tokens} tokens/step, "
         f"{args.in_flight} problems in flight"
     )
-    md = write_results(f"generate_{args.cores}", "Generation job efficiency", meta, result)
+    timelines = {"job": job_rows, "direct": direct_rows, "direct with PRM": loaded["rows"]}
+    extra = {"timelines": {k: Timeline.to_columns(v) for k, v in timelines.items()}}
+    md = write_results(f"generate_{args.cores}", "Generation job efficiency", meta, result, extra)
+    plot(timelines, str(ROOT / "benchmarks" / "results" / f"generate_{args.cores}.png"))
     print(md)
 
 
