@@ -4,7 +4,11 @@
    on N bundled GSM8K problems; job tokens/s = generated tokens / job wall time (Serve start excluded).
 2. Replay the very same step requests (prompts, n, max tokens, read back from the trees) on one
    in-process vLLM engine, all submitted at once: direct batched tokens/s.
-3. Orchestration efficiency = (1) / (2). Also pairs/hour, tokens/pair, PRM calls/pair (with the CPU recipe's
+   Again with the PRM replaying the job's PRM calls (all at once) on its own core meanwhile, since both
+   models worked at the same time in the job: tokens / the longer of the two replays.
+3. Orchestration efficiency = (1) / (2), for both baselines. Policy load is sampled every 2 s in all runs
+   (tokens, requests in progress; also the PRM's in the job): steady-state rates (middle 80% of the tokens)
+   and a plot, ``results/generate_<cores>.png``. Also pairs/hour, tokens/pair, PRM calls/pair (with the CPU recipe's
    ``reference_fallback``: SmolLM2-135M solves almost nothing, so failed problems pair the reference solution).
 
 Cores (``--cores``): ``split`` (default) gives each model its own core, as each deployment has its own GPU on
