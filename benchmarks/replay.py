@@ -47,18 +47,20 @@ def step_requests(out_dir: str, max_step_tokens: int) -> list:
 
 
 def prm_requests(out_dir: str, limit: int) -> list:
-    """Every PRM request the job made: one per expansion, the path's steps plus each candidate (last only)."""
+    """Every PRM request the job made: one per expansion, the path's steps plus each candidate (last only),
+    built by the search's own client conversion (:func:`~sphere_ray.serving.client.to_score_request`)."""
     from sphere_ray.problems import load_problems
-    from sphere_ray.serving.schema import ScoreItem, ScoreRequest
+    from sphere_ray.search.types import PrmRequest
+    from sphere_ray.serving.client import to_score_request
 
-    questions = {p.id: p.problem for p in load_problems("gsm8k_train_sample", limit).problems}
+    problems = {p.id: p for p in load_problems("gsm8k_train_sample", limit).problems}
     out = []
     for pid, tree in trees(out_dir):
+        problem = problems[pid]
         for p in parents(tree):
             path = () if p is None else tuple(n.text for n in tree.path(p))
-            items = [ScoreItem(question=questions[pid], steps=[*path, c.text], only_last=True)
-                     for c in tree.children(p)]  # fmt: skip
-            out.append(ScoreRequest(items=items))
+            calls = [PrmRequest(problem.problem, (*path, c.text), True, problem.answer) for c in tree.children(p)]
+            out.append(to_score_request(calls, [c.answer for c in calls]))
     return out
 
 
