@@ -1,9 +1,25 @@
-"""Settings shared by the benchmark scripts (the same as deployments/policy.yaml on this CPU)."""
+"""Settings shared by the benchmark scripts: the policy's engine exactly as ``deployments/policy.yaml`` runs it."""
 
-VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-            "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
-ENGINE_KWARGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048, "enable_prefix_caching": True,
-                 "enable_chunked_prefill": False, "max_num_batched_tokens": 2048}  # fmt: skip
+from pathlib import Path
+
+DEPLOYMENTS = Path(__file__).resolve().parents[1] / "deployments"
+
+
+def app_settings(yaml_name: str) -> tuple[dict, dict]:
+    """(runtime env vars, ``engine_kwargs``) of the one app in ``deployments/<yaml_name>``.
+
+    ``engine_kwargs`` is the app's ``args.engine_kwargs`` (generation apps) or ``args.options.engine_kwargs``
+    (PRM apps), so a direct engine in a benchmark is the engine the deployment serves.
+    """
+    from sphere_ray.serving.launch import load_serve_config
+
+    (app,) = load_serve_config([DEPLOYMENTS / yaml_name])["applications"]
+    args = app.get("args", {})
+    kwargs = args.get("engine_kwargs") or args.get("options", {}).get("engine_kwargs") or {}
+    return dict(app.get("runtime_env", {}).get("env_vars", {})), dict(kwargs)
+
+
+VLLM_ENV, ENGINE_KWARGS = app_settings("policy.yaml")
 
 
 def write_results(name: str, title: str, meta: str, result: dict, extra: dict | None = None) -> str:
@@ -11,8 +27,6 @@ def write_results(name: str, title: str, meta: str, result: dict, extra: dict | 
 
     ``extra`` (long series such as timelines) goes to the JSON only.
     """
-    from pathlib import Path
-
     from sphere_ray.files import write_json, write_text
 
     out = Path(__file__).resolve().parent / "results"

