@@ -14,8 +14,9 @@
    ``reference_fallback``: SmolLM2-135M solves almost nothing, so failed problems pair the reference solution).
 
 Cores (``--cores``): ``split`` (default) gives each model its own core, as each deployment has its own GPU on
-a cluster: the policy's replica and engine processes on core 0 (the apps' ``cpus`` arg), and so the direct engine
-it is compared with (all its processes); the PRM, the small policy, Ray and the search actor on core 1.
+a cluster: the policy replica's event loop and engine processes on core 0 (the apps' ``cpus`` arg), and so the
+direct engine it is compared with (all its processes); the PRM, the small policy, Ray (with the replicas' RPC
+threads) and the search actor on core 1.
 ``shared``: every engine on cores 0-1 (the CPU deployments' default), so the efficiency also pays for the PRM's
 compute and for the engines' OpenMP threads contending. One replica per app in both.
 

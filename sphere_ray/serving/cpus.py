@@ -1,8 +1,9 @@
 """Pin a replica, and the engine processes it starts, to a set of CPU cores (CPU serving only).
 
 On a CPU-only node every model competes for the same cores. ``cpus: "0"`` in a Serve app's args gives the
-replica process those cores (engine processes it spawns inherit them) and binds vLLM-CPU's OpenMP threads to
-them, the way a GPU replica owns its device. Leave it unset on GPU nodes.
+replica's user-code thread those cores (its event loop, and the engine processes it spawns, inherit them) and
+binds vLLM-CPU's OpenMP threads to them, the way a GPU replica owns its device. Threads Ray started before
+(its RPC and I/O threads) keep the cores the replica was started on. Leave it unset on GPU nodes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def parse_cpus(spec: str) -> list[int]:
 
 
 def pin_to_cpus(spec: str) -> list[int]:
-    """Pin this process to ``spec``'s cores and bind vLLM-CPU's threads (engine processes started later) to them.
+    """Pin the calling thread to ``spec``'s cores and bind vLLM-CPU's threads to them.
+
+    Threads and processes the calling thread starts later inherit the cores; threads already running do not.
 
     Returns:
         The core ids. A core this machine does not have is a ``ValueError``.
