@@ -20,6 +20,7 @@ def app_settings(yaml_name: str) -> tuple[dict, dict]:
 
 
 VLLM_ENV, ENGINE_KWARGS = app_settings("policy.yaml")
+KV_ENV = "VLLM_CPU_KVCACHE_SPACE"  # vLLM-CPU's KV cache size in GiB (the generation benchmark's --kv-gib)
 
 
 def write_results(name: str, title: str, meta: str, result: dict, extra: dict | None = None) -> str:

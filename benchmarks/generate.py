@@ -4,8 +4,9 @@
    on N bundled GSM8K problems (32 in flight, the first 32 started over 30 s: the job's ``ramp_up_s``);
    job tokens/s = generated tokens / job wall time (Serve start excluded, the actor's start included).
 2. Replay the very same step requests (prompts, n, max tokens, read back from the trees) on one
-   in-process vLLM engine with the policy app's settings (``deployments/policy.yaml``: engine kwargs, KV cache
-   size), all submitted at once: direct batched tokens/s. Prefix-cache hit rates of both are reported.
+   in-process vLLM engine with the policy app's settings (``deployments/policy.yaml``'s engine kwargs; the
+   KV cache of ``--kv-gib``, as the job's policy and PRM), all submitted at once: direct batched tokens/s.
+   Prefix-cache hit rates of both are reported.
    Again with the PRM replaying the job's PRM calls (all at once) on its own core meanwhile, since both
    models worked at the same time in the job: tokens / the longer of the two replays.
 3. Orchestration efficiency = (1) / (2), for both baselines. Policy load is sampled every 2 s in all runs
@@ -39,7 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import ENGINE_KWARGS, VLLM_ENV, write_results
+from common import ENGINE_KWARGS, KV_ENV, VLLM_ENV, write_results
 from replay import step_requests
 from timeline import Timeline, middle_rate, plot
 
@@ -59,7 +60,7 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
     ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
         config = load_serve_config([ROOT / "deployments" / f for f in ("policy.yaml", "small_policy.yaml", "prm.yaml")])
-        deploy_config(pin_engines(config, CORES[args.cores]))
+        deploy_config(pin_engines(config, CORES[args.cores], args.kv_gib))
         cfg = GenerateJobConfig(
             problems="gsm8k_train_sample", limit=args.limit, output_dir=out_dir, start_serve=False,
             problems_in_flight=args.in_flight, ramp_up_s=args.ramp_up_s, max_depth=args.max_depth,
@@ -116,9 +117,12 @@ def prompt_cache(before: dict, after: dict) -> dict[str, float]:
 CORES = {"split": {"policy": "0", "small_policy": "1", "prm": "1", "rest": "1"}, "shared": {}}
 
 
-def pin_engines(config: dict, cores: dict[str, str]) -> dict:
-    """One replica per app; app ``name``'s replica and engine pinned to ``cores[name]`` (``cpus`` arg)."""
+def pin_engines(config: dict, cores: dict[str, str], kv_gib: int) -> dict:
+    """One replica per app; app ``name``'s replica and engine pinned to ``cores[name]`` (``cpus`` arg); the
+    policy's and the PRM's KV cache ``kv_gib`` GiB."""
     for app in config["applications"]:
+        if app["name"] in ("policy", "prm"):
+            app["runtime_env"]["env_vars"][KV_ENV] = str(kv_gib)
         for deployment in app.get("deployments", []):
             deployment.pop("autoscaling_config", None)
             deployment["num_replicas"] = 1
@@ -143,7 +147,8 @@ def direct(
         pin_to_cpus(cores)
     engine = VLLMEngine(str(ensure_smollm2()), "smollm2", ENGINE_KWARGS)
 
-    async def run() -> tuple[list, float, list[dict]]:  # one loop: vLLM's engine is bound to the loop it started on
+    # one event loop for all of it: vLLM's engine is bound to the loop it started on
+    async def run() -> tuple[list, float, list[dict], dict]:
         await engine.generate(requests[0])  # warm-up
         before = engine.stats()
         warm = before["generated_tokens"]
@@ -196,14 +201,15 @@ def main() -> None:
     parser.add_argument("--max-depth", type=int, default=3)
     parser.add_argument("--max-step-tokens", type=int, default=64)
     parser.add_argument("--cores", choices=sorted(CORES), default="split")
+    parser.add_argument("--kv-gib", type=int, default=4, help="KV cache (GiB) of the policy, the PRM and the replays")
     parser.add_argument(
         "--prm-replay",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also the baseline with the PRM replaying its calls meanwhile (~7 min more)",
+        help="also the baseline with the PRM replaying its calls meanwhile (as long again as the direct replay)",
     )
     args = parser.parse_args()
-    os.environ.update(VLLM_ENV)
+    os.environ.update({**VLLM_ENV, KV_ENV: str(args.kv_gib)})  # the direct engine's, and the PRM replay's
     layout = CORES[args.cores]
     if "rest" in layout:  # Ray's processes, started by this one, inherit its cores
         os.sched_setaffinity(0, parse_cpus(layout["rest"]))
@@ -243,7 +249,7 @@ def main() -> None:
         f"{CORES[args.cores] or '(every engine on cores 0-1)'}, direct engine (all its processes) on the policy's; "
         f"1 replica per app; "
         f"{args.limit} GSM8K problems, E=5, max_depth {args.max_depth}, {args.max_step_tokens} tokens/step, "
-        f"{args.in_flight} problems in flight, started over {args.ramp_up_s:g} s"
+        f"{args.in_flight} problems in flight, started over {args.ramp_up_s:g} s; KV cache {args.kv_gib} GiB"
     )
     timelines = {"job": job_rows, "direct": direct_rows, **({"direct with PRM": loaded["rows"]} if loaded else {})}
     extra = {"timelines": {k: Timeline.to_columns(v) for k, v in timelines.items()}}

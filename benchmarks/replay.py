@@ -78,11 +78,12 @@ def build_prm() -> object:
 
 def replay_prm(out_dir: str, limit: int, cpus: str) -> None:
     """The PRM replay process (see the module docstring)."""
-    from common import app_settings
+    from common import KV_ENV, app_settings
 
     from sphere_ray.serving.cpus import pin_to_cpus
 
-    os.environ.update(app_settings("prm.yaml")[0])  # the PRM app's engine settings (KV cache size, threads)
+    kv = os.environ.get(KV_ENV)  # the job's KV cache size, set by generate.py's --kv-gib
+    os.environ.update({**app_settings("prm.yaml")[0], **({KV_ENV: kv} if kv else {})})
     pin_to_cpus(cpus)
     requests = prm_requests(out_dir, limit)
     prm = build_prm()

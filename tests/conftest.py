@@ -44,7 +44,7 @@ def ray_cluster():
 def serve_apps(ray_cluster, tiny_policy_path, tiny_prm_path):
     """policy: SmolLM2 on vLLM (deployments/policy.yaml as committed); small_policy: tiny Qwen2 on vLLM;
     prm: tiny Qwen2 PRM on vLLM's pooling runner; plus the tiny transformers-backend apps."""
-    from sphere_ray.serving.launch import deploy_config, load_serve_config
+    from sphere_ray.serving.launch import deploy
 
     paths = [ROOT / "deployments" / f for f in ("policy.yaml", "small_policy.yaml", "prm.yaml")]
     paths.append(ROOT / "tests" / "serve_test_apps.yaml")
@@ -61,8 +61,4 @@ def serve_apps(ray_cluster, tiny_policy_path, tiny_prm_path):
         "prm_judge": {"model": tiny_policy_path},
         "prm_judge_vllm": {"model": tiny_policy_path},
     }
-    config = load_serve_config(paths, overrides)
-    for app in config["applications"]:
-        if app["name"] == "prm":  # a tiny model here: prm.yaml's 4 GiB KV cache is for the SmolLM2 judge
-            app["runtime_env"]["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] = "1"
-    return deploy_config(config, timeout_s=1200)
+    return deploy(paths, overrides, timeout_s=1200)
