@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from sphere_ray.evaluation.prompts import answer_messages, review_messages
-from sphere_ray.grading import extract_answer, is_equivalent
+from sphere_ray.grading import extract_answer, is_correct
 from sphere_ray.serving.schema import GenerateRequest
 
 __all__ = ["EvalWorker", "grade"]
@@ -20,8 +20,7 @@ __all__ = ["EvalWorker", "grade"]
 
 def grade(text: str, reference: str) -> tuple[str | None, bool]:
     """``(extracted answer, correct)`` of a model output against the reference answer."""
-    answer = extract_answer(text)
-    return answer, answer is not None and is_equivalent(answer, reference)
+    return extract_answer(text), is_correct(text, reference)
 
 
 class EvalWorker:

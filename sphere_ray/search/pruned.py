@@ -39,7 +39,7 @@ import time
 import zlib
 from collections.abc import Sequence
 
-from sphere_ray.grading import extract_answer, is_equivalent
+from sphere_ray.grading import extract_answer, is_correct
 from sphere_ray.search.tree import Branch, Node, SearchTree
 from sphere_ray.search.types import (
     STEP_SEPARATOR,
@@ -199,7 +199,7 @@ class _Ctx:
         )
         if node.terminal:
             node.answer = answer
-            node.correct = answer is not None and is_equivalent(answer, self.problem.answer)
+            node.correct = is_correct(text, self.problem.answer)
             if self.outcome is not None:
                 solution = STEP_SEPARATOR.join((*self._steps(parent), text))
                 node.reward += float(self.outcome(self.problem, solution))

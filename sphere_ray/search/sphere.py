@@ -1,7 +1,7 @@
 """SPHERE's three stages for one problem, and the preference pairs they yield.
 
 Routing on the two stage-1 solutions (graded against the ground truth with
-:func:`sphere_ray.grading.is_equivalent`):
+:func:`sphere_ray.grading.is_correct`):
 
 * one right, one wrong -> **stage 1**: trajectory pair (the right one chosen).
 * both wrong -> **stage 2**: the policy is shown its wrong Sol_max with the self-correction prompt and
@@ -24,7 +24,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sphere_ray.grading import extract_answer, is_equivalent
+from sphere_ray.grading import is_correct
 from sphere_ray.search.prompts import CORRECTION_TEMPLATE, SOLVE_TEMPLATE, render_template
 from sphere_ray.search.pruned import pick_child, pruned_search
 from sphere_ray.search.tree import Node, SearchTree, Solution
@@ -35,8 +35,7 @@ __all__ = ["PreferencePair", "ProblemResult", "SphereParams", "default_orm", "sp
 
 def default_orm(problem: Problem, solution: str) -> float:
     """Outcome reward: 1.0 if ``solution``'s final answer matches ``problem.answer``, else 0.0."""
-    answer = extract_answer(solution)
-    return 1.0 if answer is not None and is_equivalent(answer, problem.answer) else 0.0
+    return 1.0 if is_correct(solution, problem.answer) else 0.0
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sphere_ray.config import lookup
-from sphere_ray.grading import extract_answer, is_equivalent
+from sphere_ray.grading import extract_answer, is_correct
 from sphere_ray.search.prompts import SOLVE_TEMPLATE
 from sphere_ray.search.types import STEP_SEPARATOR
 from sphere_ray.serving.engines import render_chat
@@ -349,5 +349,4 @@ class MonteCarloPRM:
 
     @staticmethod
     def _reaches(done: str, rollout: str, answer: str) -> bool:
-        found = extract_answer(rollout) or extract_answer(done)
-        return found is not None and is_equivalent(found, answer)
+        return is_correct(rollout if extract_answer(rollout) is not None else done, answer)
