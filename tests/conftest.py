@@ -62,3 +62,12 @@ def serve_apps(ray_cluster, tiny_policy_path, tiny_prm_path):
         "prm_judge_vllm": {"model": tiny_policy_path},
     }
     return deploy(paths, overrides, timeout_s=1200)
+
+
+@pytest.fixture(scope="session")
+def sim_apps(ray_cluster):
+    """policy (2 replicas), small policy and PRM on the simulated engine, added next to any running apps."""
+    from sphere_ray.serving.launch import deploy_config, load_serve_config
+
+    config = load_serve_config([ROOT / "tests" / "serve_sim_apps.yaml"])
+    return deploy_config(config, timeout_s=300, keep_running=True)

@@ -28,6 +28,11 @@ class GenerateJobConfig(SearchOptions):
         default_factory=dict, metadata={"help": "per-app args overrides, e.g. {policy: {model: ...}}", "hashed": True}
     )
     serve_timeout_s: float = option(1200.0, "how long to wait for the Serve apps to be RUNNING")
+    sim: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "run every deployed app on the simulated engine with these SimOptions, "
+                          "e.g. {compression: 100} (null: the YAML's engines)", "hashed": True},
+    )  # fmt: skip
     policy_app: str = option("policy", "Serve app of the policy")
     small_policy_app: str | None = option("small_policy", "Serve app of the small policy (stage 3); null skips")
     prm_app: str = option("prm", "Serve app of the PRM")
@@ -68,6 +73,15 @@ class GenerateJobConfig(SearchOptions):
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1 or null, got {self.limit}")
+        if self.sim is not None:
+            from pydantic import ValidationError
+
+            from sphere_ray.sim.engine import SimOptions
+
+            try:
+                SimOptions.model_validate(self.sim)
+            except ValidationError as e:
+                raise ValueError(f"sim: {e.errors()[0]['loc']} {e.errors()[0]['msg']}") from e
         if self.start_serve and not self.serve_configs:
             raise ValueError("serve_configs must name at least one YAML file when start_serve is true")
         super().__post_init__()

@@ -61,7 +61,7 @@ def run_generate_job(cfg: GenerateJobConfig) -> dict[str, Any]:
 def _deploy(cfg: GenerateJobConfig) -> None:
     from sphere_ray.serving.launch import deploy
 
-    deploy(cfg.serve_configs, cfg.serve_overrides, timeout_s=cfg.serve_timeout_s)
+    deploy(cfg.serve_configs, cfg.serve_overrides, timeout_s=cfg.serve_timeout_s, sim=cfg.sim)
 
 
 def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _Progress) -> None:

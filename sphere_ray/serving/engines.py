@@ -2,7 +2,8 @@
 
 Both take a :class:`~sphere_ray.serving.schema.GenerateRequest` and return a
 :class:`~sphere_ray.serving.schema.GenerateResponse`; the backend is one config field
-(``backend: vllm | transformers``). vLLM runs with prefix caching on; the share of prompt tokens
+(``backend: vllm | transformers | sim``;
+``sim`` is the simulated engine of :mod:`sphere_ray.sim`). vLLM runs with prefix caching on; the share of prompt tokens
 served from the cache is tracked (:meth:`stats`) and exported as a Ray metric by the deployment.
 """
 
@@ -19,7 +20,16 @@ from typing import Any, Protocol
 from sphere_ray.config import lookup
 from sphere_ray.serving.schema import GenerateRequest, GenerateResponse, Sample
 
-__all__ = ["ENGINES", "GenerationEngine", "HFEngine", "VLLMEngine", "build_engine", "render_chat"]
+__all__ = [
+    "ENGINES",
+    "EngineStats",
+    "GenerationEngine",
+    "HFEngine",
+    "VLLMEngine",
+    "build_engine",
+    "prompt_seeds",
+    "render_chat",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +60,14 @@ def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
     return "\n\n".join(lines) + "\n\nAssistant:"
 
 
-class _Stats:
+class EngineStats:
+    """Running totals of one engine: requests, prompt tokens, cached prompt tokens, generated tokens."""
+
     def __init__(self) -> None:
         self.values = {"requests": 0, "prompt_tokens": 0, "cached_prompt_tokens": 0, "generated_tokens": 0}
 
     def add(self, response: GenerateResponse) -> None:
+        """Count one response."""
         v = self.values
         v["requests"] += 1
         v["prompt_tokens"] += response.prompt_tokens
@@ -62,12 +75,13 @@ class _Stats:
         v["generated_tokens"] += sum(s.num_tokens for ss in response.outputs for s in ss)
 
     def snapshot(self) -> dict[str, float]:
+        """The totals and the prefix-cache hit rate (cached / prompt tokens)."""
         v = dict(self.values)
         v["prefix_cache_hit_rate"] = v["cached_prompt_tokens"] / v["prompt_tokens"] if v["prompt_tokens"] else 0.0
         return v
 
 
-def _prompt_seeds(request: GenerateRequest) -> list[int | None]:
+def prompt_seeds(request: GenerateRequest) -> list[int | None]:
     """One seed per prompt: ``seeds[i]``, else ``seed + i`` (equal prompts in one request still differ)."""
     if request.seeds is not None:
         return list(request.seeds)
@@ -94,7 +108,7 @@ class VLLMEngine:
         self.model_name = model_name
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=model, **kwargs))
         self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=kwargs.get("trust_remote_code", False))
-        self._stats = _Stats()
+        self._stats = EngineStats()
         self.seeds_supported = _seeds_safe(self.engine)
 
     async def check_health(self) -> None:
@@ -107,7 +121,7 @@ class VLLMEngine:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """All prompts go to the engine at once; it batches them continuously."""
-        seeds = _prompt_seeds(request) if self.seeds_supported else [None] * len(request.prompts)
+        seeds = prompt_seeds(request) if self.seeds_supported else [None] * len(request.prompts)
         finals = await asyncio.gather(*(self._one(p, request, s) for p, s in zip(request.prompts, seeds, strict=True)))
         response = GenerateResponse(
             outputs=[[_vllm_sample(c) for c in sorted(f.outputs, key=lambda c: c.index)] for f in finals],
@@ -191,7 +205,7 @@ class HFEngine:
         self.device = device
         self.batch_size = batch_size
         self._lock = threading.Lock()
-        self._stats = _Stats()
+        self._stats = EngineStats()
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         """Apply the model's chat template."""
@@ -209,7 +223,7 @@ class HFEngine:
 
     def _generate(self, request: GenerateRequest) -> GenerateResponse:
         per_batch = max(1, self.batch_size // request.n)
-        seeds = _prompt_seeds(request)
+        seeds = prompt_seeds(request)
         outputs: list[list[Sample]] = []
         prompt_tokens = 0
         with self._lock:
@@ -259,7 +273,13 @@ class HFEngine:
         return Sample(text=text, num_tokens=n, finish_reason=reason)
 
 
-ENGINES = {"vllm": VLLMEngine, "transformers": HFEngine}
+def _sim_engine(model: str, model_name: str, **kwargs: Any) -> GenerationEngine:
+    from sphere_ray.sim.engine import SimEngine  # the simulated engine: no model is loaded
+
+    return SimEngine(model, model_name, **kwargs)
+
+
+ENGINES = {"vllm": VLLMEngine, "transformers": HFEngine, "sim": _sim_engine}
 """Backend name (the ``backend`` YAML field) -> engine class."""
 
 

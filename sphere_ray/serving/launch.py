@@ -23,9 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def load_serve_config(
-    paths: Sequence[str | Path], overrides: Mapping[str, Mapping[str, Any]] | None = None
+    paths: Sequence[str | Path],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    sim: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Merge Serve config files into one; ``overrides[app]`` is merged into that app's ``args``.
+
+    ``sim`` (SimOptions fields, :mod:`sphere_ray.sim`) switches every generation app to ``backend: sim``
+    and every PRM app to ``kind: sim``: the one override that rehearses a GPU YAML on the simulated
+    engine, replicas, resources and autoscaling unchanged.
 
     Raises:
         ValueError: a file is unreadable, two files declare the same app, or an override names no app.
@@ -47,13 +53,26 @@ def load_serve_config(
             raise ValueError(f"override for unknown app {app_name!r}; apps: {names}")
         app = merged["applications"][names.index(app_name)]
         app["args"] = {**app.get("args", {}), **args}
+    if sim is not None:
+        for app in merged["applications"]:
+            _simulate(app, dict(sim))
     return {k: v for k, v in merged.items() if v is not None}
+
+
+def _simulate(app: dict[str, Any], sim: dict[str, Any]) -> None:
+    args = app.setdefault("args", {})
+    if app.get("import_path", "").endswith(":generation_app"):
+        args.update(backend="sim", sim=sim)
+    elif app.get("import_path", "").endswith(":prm_app"):
+        args.pop("policy_app", None)
+        args.update(kind="sim", options=sim, model=args.get("model") or "Qwen/Qwen2.5-Math-PRM-7B")
 
 
 def deploy(
     paths: Sequence[str | Path],
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     timeout_s: float = 900.0,
+    sim: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Deploy every app of ``paths`` on the connected Ray cluster; return ``{app name: handle}``.
 
@@ -63,7 +82,7 @@ def deploy(
         TimeoutError: not all apps RUNNING within ``timeout_s``.
         RuntimeError: an app failed to deploy (its message says why).
     """
-    return deploy_config(load_serve_config(paths, overrides), timeout_s)
+    return deploy_config(load_serve_config(paths, overrides, sim), timeout_s)
 
 
 def deploy_config(config: Mapping[str, Any], timeout_s: float = 900.0, keep_running: bool = False) -> dict[str, Any]:

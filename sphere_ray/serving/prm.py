@@ -30,7 +30,7 @@ from sphere_ray.search.types import STEP_SEPARATOR
 from sphere_ray.serving.engines import render_chat
 from sphere_ray.serving.schema import GenerateRequest, GenerateResponse, ScoreItem, ScoreRequest, ScoreResponse
 
-__all__ = ["PRM_BACKENDS", "JudgePRM", "MonteCarloPRM", "QwenPRM", "build_prm", "register_prm"]
+__all__ = ["PRM_BACKENDS", "JudgePRM", "MonteCarloPRM", "QwenPRM", "build_prm", "prefix_ends", "register_prm"]
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,13 @@ def build_prm(kind: str, **kwargs: Any) -> Any:
     Raises:
         ValueError: unknown family.
     """
+    if kind == "sim":
+        import sphere_ray.sim.prm  # noqa: F401  registers the simulated PRM
+
     return lookup(PRM_BACKENDS, kind, "prm kind")(**kwargs)
 
 
-def _prefix_ends(item: ScoreItem) -> list[int]:
+def prefix_ends(item: ScoreItem) -> list[int]:
     """Which prefixes of ``item.steps`` to score: only the whole, or every one."""
     return [len(item.steps)] if item.only_last else list(range(1, len(item.steps) + 1))
 
@@ -222,7 +225,7 @@ class JudgePRM:
         """Judge each requested prefix (one verdict each, all at once)."""
         prompts, owners = [], []
         for i, item in enumerate(request.items):
-            for end in _prefix_ends(item):
+            for end in prefix_ends(item):
                 steps = STEP_SEPARATOR.join(item.steps[:end])
                 message = JUDGE_TEMPLATE.format(question=item.question, steps=steps)
                 prompts.append(render_chat(self.tokenizer, [{"role": "user", "content": message}]))
@@ -331,7 +334,7 @@ class MonteCarloPRM:
         missing = [i for i, it in enumerate(request.items) if not it.answer]
         if missing:
             raise ValueError(f"monte_carlo PRM needs the ground-truth 'answer' on every item; missing on {missing}")
-        jobs = [(i, end) for i, it in enumerate(request.items) for end in _prefix_ends(it)]
+        jobs = [(i, end) for i, it in enumerate(request.items) for end in prefix_ends(it)]
         prompts = [await self._prefix(request.items[i], end) for i, end in jobs]
         response = await self.generate(
             GenerateRequest(prompts=prompts, n=self.rollouts, temperature=self.temperature, max_tokens=self.max_tokens)
