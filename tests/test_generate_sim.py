@@ -26,3 +26,17 @@ def test_sim_generation_accounts_for_every_problem(sim_apps, tmp_path):
     stages = set(pairs.column("stage").to_pylist())
     assert stages == {1, 2, 3}, stages
     assert all(pairs.column("chosen_correct").to_pylist())
+    for app in ("sim_policy", "sim_prm"):  # affinity: each problem was served by exactly one replica
+        per_replica = _replica_stats(sim_apps[app])
+        assert len(per_replica) == 2, per_replica
+        assert all(s["sessions"] > 0 for s in per_replica.values())  # load still spread over both
+        assert sum(s["sessions"] for s in per_replica.values()) == len(problems), (app, per_replica)
+
+
+def _replica_stats(handle, calls=40):
+    """``stats()`` of every replica (unsessioned calls are spread at random by the router)."""
+    seen = {}
+    for _ in range(calls):
+        stats = handle.stats.remote().result(timeout_s=30)
+        seen[stats["replica"]] = stats
+    return seen

@@ -44,6 +44,12 @@ class GenerateJobConfig(SearchOptions):
         "keeps their model calls from arriving in lockstep waves that leave one model idle)",
         hashed=False,
     )
+    affinity: bool = option(
+        True,
+        "send each problem's model calls with its id as Serve session id: deployments with Serve's "
+        "ConsistentHashRouter (deployments/gpu.yaml) then keep one problem's tree on one replica's prefix cache",
+        hashed=False,
+    )
     actor_num_cpus: float = option(0.25, "CPUs reserved per search actor (it mostly waits on the models)")
     problem_retries: int = option(2, "extra attempts for a problem whose search fails")
     problem_retry_delay_s: float = option(30.0, "wait before a problem's next attempt, times the attempt number")

@@ -78,7 +78,7 @@ def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _P
         "apps": apps, "params": dataclasses.asdict(cfg.sphere_params()), "config_hash": config_hash(cfg),
         "problem_retries": cfg.problem_retries, "retry_delay_s": cfg.problem_retry_delay_s,
         "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries,
-        "problems_in_flight": cfg.problems_in_flight, "ramp_up_s": cfg.ramp_up_s,
+        "problems_in_flight": cfg.problems_in_flight, "ramp_up_s": cfg.ramp_up_s, "affinity": cfg.affinity,
     }  # fmt: skip
     # Ray Data restarts a dead actor and retries its rows (max_restarts/max_task_retries default to -1).
     results = ds.map(ProblemWorker, fn_constructor_kwargs=worker_args, compute=compute, num_cpus=cfg.actor_num_cpus)

@@ -59,12 +59,14 @@ class ProblemWorker:
         call_timeout_s / call_retries: per model call (see :class:`~sphere_ray.serving.client.ServePolicy`).
         problems_in_flight / ramp_up_s: this actor's first ``problems_in_flight`` problems start spread over
             ``ramp_up_s`` seconds (:func:`ramp_delay`).
+        affinity: send each problem's calls with its id as Serve session id, so deployments routed by
+            Serve's ``ConsistentHashRouter`` keep one problem on one replica.
     """
 
     def __init__(
         self, apps: dict[str, str | None], params: dict[str, Any], config_hash: str, problem_retries: int = 2,
         retry_delay_s: float = 30.0, call_timeout_s: float = 600.0, call_retries: int = 3,
-        problems_in_flight: int = 1, ramp_up_s: float = 0.0,
+        problems_in_flight: int = 1, ramp_up_s: float = 0.0, affinity: bool = True,
     ) -> None:  # fmt: skip
         from sphere_ray.serving.client import ServePolicy, ServePRM
 
@@ -83,6 +85,15 @@ class ProblemWorker:
         self.retry_delay_s = retry_delay_s
         self.ramp = (problems_in_flight, ramp_up_s)
         self.started = 0
+        self.affinity = affinity
+
+    def _models_for(self, problem: Problem) -> Models:
+        """The clients one problem's search uses; with affinity every call carries the problem id as session."""
+        if not self.affinity:
+            return self.models
+        m, sid = self.models, problem.id
+        return dataclasses.replace(m, policy=m.policy.for_session(sid), prm=m.prm.for_session(sid),
+                                   small_policy=m.small_policy.for_session(sid) if m.small_policy else None)  # fmt: skip
 
     async def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         """Search one problem; never raises (a failure is a row with ``error`` set)."""
@@ -96,7 +107,7 @@ class ProblemWorker:
             if attempt > 1:
                 await asyncio.sleep(self.retry_delay_s * (attempt - 1))
             try:
-                result = await sphere_search(problem, self.models, self.params)
+                result = await sphere_search(problem, self._models_for(problem), self.params)
             except Exception as e:
                 log.warning("problem %s attempt %d failed: %s: %s", problem.id, attempt, type(e).__name__, e)
                 error = f"{type(e).__name__}: {e}"[:2000]

@@ -13,6 +13,7 @@ into the serving schema and back (:func:`to_generate_requests`, :func:`to_step_s
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -139,6 +140,13 @@ async def call_with_retries(
     raise AssertionError("unreachable")
 
 
+def with_session(client: T, session_id: str) -> T:
+    """A shallow copy of a Serve client (same handle and caches) whose calls carry ``session_id``."""
+    clone = copy.copy(client)
+    clone.session_id = session_id
+    return clone
+
+
 class ServePolicy:
     """The Policy protocol over a Serve generation app (``GenerationServer``).
 
@@ -154,15 +162,24 @@ class ServePolicy:
         self.name = name or (app if isinstance(app, str) else "policy")
         self.timeout_s, self.retries = timeout_s, retries
         self._rendered: dict[str, str] = {}
+        self.session_id: str | None = None
 
     @property
     def handle(self) -> Any:
-        """The app's deployment handle."""
+        """The app's deployment handle (with this client's session id, if it has one)."""
         if isinstance(self._app, str):
             from ray import serve
 
             self._app = serve.get_app_handle(self._app)
-        return self._app
+        return self._app if self.session_id is None else self._app.options(session_id=self.session_id)
+
+    def for_session(self, session_id: str) -> ServePolicy:
+        """A client whose calls carry ``session_id``.
+
+        A deployment routed by Serve's ``ConsistentHashRouter`` sends them all to one replica, so one
+        problem's tree hits that replica's prefix cache.
+        """
+        return with_session(self, session_id)
 
     async def render_prompt(self, user_message: str) -> str:
         """The served model's chat template (cached per message, bounded)."""
@@ -195,9 +212,19 @@ class ServePRM:
     def __init__(self, app: Any, name: str | None = None, timeout_s: float = 600.0, retries: int = 3) -> None:
         from ray import serve
 
-        self.handle = serve.get_app_handle(app) if isinstance(app, str) else app
+        self._handle = serve.get_app_handle(app) if isinstance(app, str) else app
         self.name = name or (app if isinstance(app, str) else "prm")
         self.timeout_s, self.retries = timeout_s, retries
+        self.session_id: str | None = None
+
+    @property
+    def handle(self) -> Any:
+        """The app's deployment handle (with this client's session id, if it has one)."""
+        return self._handle if self.session_id is None else self._handle.options(session_id=self.session_id)
+
+    def for_session(self, session_id: str) -> ServePRM:
+        """A client whose calls carry ``session_id`` (see :meth:`ServePolicy.for_session`)."""
+        return with_session(self, session_id)
 
     async def score_steps(self, requests: Sequence[PrmRequest]) -> list[list[float]]:
         """Batched step scores through the deployment."""

@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
-__all__ = ["BusyMeter"]
+__all__ = ["BusyMeter", "SessionTally"]
 
 
 class BusyMeter:
@@ -55,3 +55,39 @@ class BusyMeter:
         mean = self.request_seconds / self.busy_seconds if self.busy_seconds else 0.0
         totals = {"busy_seconds": self.busy_seconds, "request_seconds": self.request_seconds}
         return {**totals, "mean_requests_when_busy": mean, "requests_in_progress": self._active}
+
+
+class SessionTally:
+    """Distinct Serve session ids (problem ids under affinity) one replica has served.
+
+    Summed over a deployment's replicas it equals the number of problems exactly when every problem
+    stayed on one replica. Keeps at most ``cap`` ids (then counts stop growing; ``capped`` says so).
+    """
+
+    def __init__(self, cap: int = 1_000_000) -> None:
+        self.cap, self.capped = cap, False
+        self._ids: set[str] = set()
+
+    def add_current(self) -> None:
+        """Record the session id of the request being served, if it has one."""
+        try:
+            from ray.serve.context import _get_serve_request_context
+
+            session = _get_serve_request_context().session_id
+        except Exception:  # outside a Serve request (unit tests)
+            return
+        if session and session not in self._ids:
+            if len(self._ids) >= self.cap:
+                self.capped = True
+                return
+            self._ids.add(session)
+
+    def snapshot(self) -> dict[str, float]:
+        """``sessions``: distinct ids seen; ``replica``: this replica's id."""
+        try:
+            from ray import serve
+
+            replica = serve.get_replica_context().replica_id.unique_id
+        except Exception:
+            replica = ""
+        return {"sessions": len(self._ids), "sessions_capped": self.capped, "replica": replica}
