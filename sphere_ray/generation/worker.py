@@ -92,8 +92,8 @@ class ProblemWorker:
         if not self.affinity:
             return self.models
         m, sid = self.models, problem.id
-        return dataclasses.replace(m, policy=m.policy.for_session(sid), prm=m.prm.for_session(sid),
-                                   small_policy=m.small_policy.for_session(sid) if m.small_policy else None)  # fmt: skip
+        small = m.small_policy.for_session(sid) if m.small_policy else None
+        return dataclasses.replace(m, policy=m.policy.for_session(sid), prm=m.prm.for_session(sid), small_policy=small)
 
     async def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         """Search one problem; never raises (a failure is a row with ``error`` set)."""
