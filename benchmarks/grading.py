@@ -125,7 +125,8 @@ def main() -> None:
     wrong = [by_id[i] for i, v in suites["verdicts"].items() if v["project"] != v["expected"]]
     md += "\nCorpus rows the project (lenient) still gets wrong:\n\n" + "".join(
         f"- `{r['id']}` ({r['source']['path']}:{r['source']['line']}): expected {r['expected']}, "
-        f"math-verify {suites['verdicts'][r['id']]['math_verify']}: `{r['gold']}` vs `{r['pred']}`\n" for r in wrong
+        f"math-verify {suites['verdicts'][r['id']]['math_verify']}: `{r['gold']}` vs `{r['pred']}`\n"
+        for r in wrong
     )
     errors = [f"- {r['set']}: `{p}` vs `{q}`" for r in built for p, q in r["errors"]]
     if errors:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sphere_ray.search.types import Problem
 
-__all__ = ["BUNDLED", "LoadResult", "Reject", "load_problems", "validate_rows"]
+__all__ = ["BUNDLED", "LoadResult", "Reject", "iter_problems", "load_problems", "validate_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -73,36 +73,54 @@ def load_problems(spec: str, limit: int | None = None) -> LoadResult:
     Raises:
         ValueError: the file does not exist or its type is unknown.
     """
-    rows = _read_rows(spec)
-    result = validate_rows(rows, source=spec)
-    if limit is not None:
-        result.problems = result.problems[:limit]
+    result = LoadResult()
+    for item in iter_problems(spec, limit):
+        (result.rejects if isinstance(item, Reject) else result.problems).append(item)
     log.info("loaded %d problems (%d rejected) from %s", len(result.problems), len(result.rejects), spec)
     return result
 
 
+def iter_problems(spec: str, limit: int | None = None) -> Iterator[Problem | Reject]:
+    """Stream ``spec``'s rows as problems and rejects, in file order, reading the file lazily.
+
+    Memory is O(distinct ids) (for duplicate detection), never O(file): JSONL is read in 1 MiB chunks and
+    Parquet one record batch at a time. After ``limit`` good problems the rest of the file is still read,
+    so that every reject is reported, but no further problem is yielded.
+
+    Raises:
+        ValueError: the file does not exist or its type is unknown (raised before the first item).
+    """
+    return _first_problems(_validate(_read_rows(spec), source=spec), limit)
+
+
+def _first_problems(items: Iterator[Problem | Reject], limit: int | None) -> Iterator[Problem | Reject]:
+    kept = 0
+    for item in items:
+        if isinstance(item, Problem):
+            if limit is not None and kept >= limit:
+                continue
+            kept += 1
+        yield item
+
+
 def _read_rows(spec: str) -> Iterator[tuple[int, Any]]:
     if spec in BUNDLED:
-        data = resources.files("sphere_ray.data").joinpath(BUNDLED[spec]).read_bytes()
-        return _jsonl_rows(data)
+        return _jsonl_rows(resources.files("sphere_ray.data").joinpath(BUNDLED[spec]).open("rb"))
     if "://" in spec:
         return _read_uri(spec)
     path = Path(spec)
     if not path.exists():
         raise ValueError(f"problems: {spec!r} is neither a bundled set ({sorted(BUNDLED)}) nor an existing path")
     if path.suffix in (".jsonl", ".json"):
-        return _jsonl_rows(path.read_bytes())
+        return _jsonl_rows(path.open("rb"))
     if path.suffix == ".parquet" or path.is_dir():
-        import pyarrow.parquet as pq
-
-        return enumerate(pq.read_table(path).to_pylist())
+        return _parquet_rows(str(path), None)
     raise ValueError(f"problems: unknown file type {path.suffix!r} for {spec!r} (use .jsonl or .parquet)")
 
 
 def _read_uri(uri: str) -> Iterator[tuple[int, Any]]:
     """Read from any pyarrow filesystem URI (``s3://``, ``gs://``, ``hdfs://``, ``file://``)."""
     import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
 
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
@@ -112,16 +130,37 @@ def _read_uri(uri: str) -> Iterator[tuple[int, Any]]:
     if info.type == pafs.FileType.NotFound:
         raise ValueError(f"problems: {uri!r} does not exist")
     if path.endswith((".jsonl", ".json")):
-        with fs.open_input_stream(path) as f:
-            return _jsonl_rows(f.read())
+        return _jsonl_rows(fs.open_input_stream(path))
     if path.endswith(".parquet") or info.type == pafs.FileType.Directory:
-        return enumerate(pq.read_table(path, filesystem=fs).to_pylist())
+        return _parquet_rows(path, fs)
     raise ValueError(f"problems: unknown file type for {uri!r} (use .jsonl or .parquet)")
 
 
-def _jsonl_rows(data: bytes) -> Iterator[tuple[int, Any]]:
+def _parquet_rows(path: str, fs: Any) -> Iterator[tuple[int, Any]]:
+    """``(row_no, row)`` of a Parquet file or folder (hive partitions), one record batch at a time."""
+    import pyarrow.dataset as pads
+
+    dataset = pads.dataset(path, format="parquet", filesystem=fs, partitioning="hive")
+    row_no = 0
+    for batch in dataset.to_batches(batch_size=4096, use_threads=False):
+        for row in batch.to_pylist():
+            yield row_no, row
+            row_no += 1
+
+
+def _lines(stream: Any, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The ``\n``-separated lines of a binary stream, read ``chunk`` bytes at a time; closes the stream."""
+    with stream:
+        rest = b""
+        while data := stream.read(chunk):
+            *lines, rest = (rest + data).split(b"\n")
+            yield from lines
+        yield rest
+
+
+def _jsonl_rows(stream: Any) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_no, row)``; a line that is not UTF-8 JSON yields ``(line_no, _Bad(reason, text))``."""
-    for i, line in enumerate(data.split(b"\n")):
+    for i, line in enumerate(_lines(stream)):
         if not line.strip():
             continue
         try:
@@ -144,17 +183,22 @@ class _Bad:
 def validate_rows(rows: Iterable[tuple[int, Any]], source: str) -> LoadResult:
     """Split ``(row_no, row)`` pairs into problems and rejects (duplicate ids after the first)."""
     result = LoadResult()
+    for item in _validate(rows, source):
+        (result.rejects if isinstance(item, Reject) else result.problems).append(item)
+    return result
+
+
+def _validate(rows: Iterable[tuple[int, Any]], source: str) -> Iterator[Problem | Reject]:
     seen: set[str] = set()
     for row_no, row in rows:
         problem, reason = _to_problem(row, source)
         if problem is not None and problem.id in seen:
             problem, reason = None, f"duplicate id {problem.id!r}"
         if problem is None:
-            result.rejects.append(Reject(source, row_no, _row_id(row), reason, _raw(row)))
+            yield Reject(source, row_no, _row_id(row), reason, _raw(row))
             continue
         seen.add(problem.id)
-        result.problems.append(problem)
-    return result
+        yield problem
 
 
 def _to_problem(row: Any, source: str) -> tuple[Problem | None, str]:

@@ -40,3 +40,25 @@ def _replica_stats(handle, calls=40):
         stats = handle.stats.remote().result(timeout_s=30)
         seen[stats["replica"]] = stats
     return seen
+
+
+def test_streamed_queue_with_rejects_and_resume(sim_apps, tmp_path):
+    """Above ``stream_above`` Ray Data streams the staged Parquet queue; bad rows and reruns still add up."""
+    problems = list(sim_problems(32, seed=12))
+    bad = ["{oops", json.dumps({"id": "no-answer", "problem": "1+1"}), json.dumps(problems[3])]
+    path = tmp_path / "sim.jsonl"
+    path.write_text("\n".join([*(json.dumps(p) for p in problems[:20]), *bad, *(json.dumps(p) for p in problems[20:])]))
+    cfg = GenerateJobConfig(
+        problems=str(path), output_dir=str(tmp_path / "out"), start_serve=False, policy_app="sim_policy",
+        prm_app="sim_prm", small_policy_app="sim_small_policy", num_candidates=4, max_depth=8,
+        max_step_tokens=64, problems_in_flight=32, commit_every=40, stream_above=0, queue_part_rows=8,
+    )  # fmt: skip
+    summary = run_generate_job(cfg)
+    store = OutputStore(str(tmp_path / "out"))
+    assert len(list((tmp_path / "out" / "queue").glob("part-*.parquet"))) == 4
+    trees = store.read("trees").column("problem_id").to_pylist()
+    assert sorted(trees) == sorted(p["id"] for p in problems)  # every problem exactly once
+    rejects = store.read("rejects").to_pylist()
+    assert sorted(r["row"] for r in rejects) == [20, 21, 22] and summary["problems_done"] == len(problems)
+    again = run_generate_job(cfg)  # resume: nothing left to search, nothing written twice
+    assert store.read("trees").num_rows == len(problems) and again["problems_done"] == len(problems)

@@ -55,6 +55,12 @@ class GenerateJobConfig(SearchOptions):
     problem_retry_delay_s: float = option(30.0, "wait before a problem's next attempt, times the attempt number")
     call_timeout_s: float = option(600.0, "timeout of one model call")
     call_retries: int = option(3, "retries of one model call on replica failure or timeout")
+    queue_part_rows: int = option(256, "problems per staged queue part (one Ray Data block when streamed)")
+    stream_above: int = option(
+        1024,
+        "with more problems to search than this, Ray Data streams the staged queue from Parquet (driver memory "
+        "O(in flight)); with fewer, each problem is its own in-memory block (finest load balance)",
+    )
     commit_every: int = option(16, "commit results every this many problems")
     commit_every_s: float = option(60.0, "... or after this many seconds")
     progress_every_s: float = option(10.0, "seconds between progress lines", hashed=False)
@@ -65,9 +71,11 @@ class GenerateJobConfig(SearchOptions):
     log_level: str = option("INFO", "logging level", hashed=False)
 
     def __post_init__(self) -> None:
-        for name in ("num_actors", "problems_in_flight", "commit_every"):
+        for name in ("num_actors", "problems_in_flight", "commit_every", "queue_part_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stream_above < 0:
+            raise ValueError(f"stream_above must be >= 0, got {self.stream_above}")
         for name in ("problem_retries", "call_retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

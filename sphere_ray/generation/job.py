@@ -1,7 +1,8 @@
 """The generation job: problems -> SPHERE search fanned out with Ray Data over Serve -> Parquet.
 
-Driver: load and validate problems, skip those already done in ``output_dir`` (resume), optionally
-deploy the Serve apps from their YAML, stream the remaining problems through a Ray Data actor pool
+Driver: stage the problems not yet done in ``output_dir`` (resume) as a Parquet queue in one lazy pass
+(:mod:`~sphere_ray.generation.queue`), optionally deploy the Serve apps from their YAML, stream the
+queue through a Ray Data actor pool
 (:class:`~sphere_ray.generation.worker.ProblemWorker`), and commit results every ``commit_every``
 problems (:class:`~sphere_ray.generation.store.OutputStore`). Live progress goes to the log and to Ray
 metrics; a summary is written at the end.
@@ -19,9 +20,9 @@ from typing import Any
 from sphere_ray.config import config_hash
 from sphere_ray.generation.config import GenerateJobConfig
 from sphere_ray.generation.lineage import manifest
+from sphere_ray.generation.queue import Queue, stage_problems
 from sphere_ray.generation.store import Batch, OutputStore
-from sphere_ray.generation.worker import ProblemWorker, problem_to_row
-from sphere_ray.problems import load_problems
+from sphere_ray.generation.worker import ProblemBatchWorker, ProblemWorker
 
 __all__ = ["run_generate_job"]
 
@@ -35,25 +36,16 @@ def run_generate_job(cfg: GenerateJobConfig) -> dict[str, Any]:
     if not ray.is_initialized():
         ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=cfg.ray_log_to_driver)
     start = time.monotonic()
-    loaded = load_problems(cfg.problems, cfg.limit)
     info = manifest(cfg)
     store = OutputStore(cfg.output_dir, metadata={"manifest": info})
-    done = store.recover()
-    store.write_input_rejects([_input_reject(r) for r in loaded.rejects])
+    queue = stage_problems(cfg.problems, cfg.limit, store.recover(), store, cfg.queue_part_rows)
     store.write_json("manifest.json", info)
-    todo = [p for p in loaded.problems if p.id not in done]
-    log.info(
-        "%d problems: %d already done, %d to search",
-        len(loaded.problems),
-        len(done & {p.id for p in loaded.problems}),
-        len(todo),
-    )
     if cfg.start_serve:
         _deploy(cfg)
-    progress = _Progress(len(todo), cfg.progress_every_s)
-    if todo:
-        _stream(cfg, todo, store, progress)
-    summary = summarize(store, len(loaded.problems), time.monotonic() - start, progress)
+    progress = _Progress(queue.todo, cfg.progress_every_s)
+    if queue.todo:
+        _stream(cfg, queue, store, progress)
+    summary = summarize(store, queue.problems, time.monotonic() - start, progress)
     store.write_json("summary.json", summary)
     return summary
 
@@ -64,15 +56,36 @@ def _deploy(cfg: GenerateJobConfig) -> None:
     deploy(cfg.serve_configs, cfg.serve_overrides, timeout_s=cfg.serve_timeout_s, sim=cfg.sim)
 
 
-def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _Progress) -> None:
+def _searched(cfg: GenerateJobConfig, queue: Queue, store: OutputStore, worker_args: dict[str, Any]) -> Any:
+    """The queue mapped through the search actors, as a Ray Data dataset of ``ProblemWorker`` result rows.
+
+    A small queue is read into one in-memory block per problem (finest load balance over actors). A large
+    one is streamed from its Parquet parts, one block per part, each searched by ``ProblemBatchWorker``
+    with its rows concurrently; the actor's ``problems_in_flight`` bound holds either way.
+    """
     import ray
 
-    ds = ray.data.from_items([problem_to_row(p) for p in todo], override_num_blocks=len(todo))
+    if queue.todo <= cfg.stream_above:
+        rows = store.read_queue().to_pylist()
+        ds, worker, blocks = (
+            ray.data.from_items(rows, override_num_blocks=len(rows)),
+            ProblemWorker,
+            cfg.problems_in_flight,
+        )
+    else:
+        ds = ray.data.read_parquet(queue.parts, filesystem=store.fs, override_num_blocks=len(queue.parts))
+        worker, blocks = ProblemBatchWorker, -(-cfg.problems_in_flight // cfg.queue_part_rows) + 1
     compute = ray.data.ActorPoolStrategy(
-        size=cfg.num_actors,
-        max_tasks_in_flight_per_actor=cfg.problems_in_flight,
-        max_concurrent_calls_per_actor=cfg.problems_in_flight,
+        size=cfg.num_actors, max_tasks_in_flight_per_actor=blocks, max_concurrent_calls_per_actor=blocks
     )
+    # Ray Data restarts a dead actor and retries its rows (max_restarts/max_task_retries default to -1).
+    kwargs = {"fn_constructor_kwargs": worker_args, "compute": compute, "num_cpus": cfg.actor_num_cpus}
+    if worker is ProblemWorker:
+        return ds.map(worker, **kwargs)
+    return ds.map_batches(worker, batch_size=None, batch_format="pyarrow", **kwargs)
+
+
+def _stream(cfg: GenerateJobConfig, queue: Queue, store: OutputStore, progress: _Progress) -> None:
     apps = {"policy": cfg.policy_app, "prm": cfg.prm_app, "small_policy": cfg.small_policy_app or None}
     worker_args = {
         "apps": apps, "params": dataclasses.asdict(cfg.sphere_params()), "config_hash": config_hash(cfg),
@@ -80,8 +93,7 @@ def _stream(cfg: GenerateJobConfig, todo: list, store: OutputStore, progress: _P
         "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries,
         "problems_in_flight": cfg.problems_in_flight, "ramp_up_s": cfg.ramp_up_s, "affinity": cfg.affinity,
     }  # fmt: skip
-    # Ray Data restarts a dead actor and retries its rows (max_restarts/max_task_retries default to -1).
-    results = ds.map(ProblemWorker, fn_constructor_kwargs=worker_args, compute=compute, num_cpus=cfg.actor_num_cpus)
+    results = _searched(cfg, queue, store, worker_args)
     batch, last_commit = Batch(), time.monotonic()
     for row in results.iter_rows():
         payload = json.loads(row["payload"])  # parsed once, used by both
@@ -103,10 +115,6 @@ def _collect(row: dict[str, Any], payload: dict[str, Any], batch: Batch) -> None
             {"problem_id": row["problem_id"], "source": payload.get("source") or "", "row": None,
              "reason": f"search failed after {row['attempts']} attempts: {row['error']}", "raw": row["payload"][:2000]}
         )  # fmt: skip
-
-
-def _input_reject(r: Any) -> dict[str, Any]:
-    return {"problem_id": r.id, "source": r.source, "row": r.row, "reason": r.reason, "raw": r.raw}
 
 
 class _Progress:

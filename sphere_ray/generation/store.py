@@ -6,6 +6,7 @@ Layout (local path or any pyarrow filesystem URI, e.g. ``s3://bucket/run``)::
     trees/part-<commit>.parquet     one row per finished problem: stage, outcome, tree JSON, counters
     rejects/part-<commit>.parquet   problems that failed after retries (reason = the error)
     rejects/input.parquet           input rows that were not problems (reason = why)
+    queue/part-<n>.parquet          this run's problems still to search (QUEUE_SCHEMA), staged at start
     manifest.json                   config, models, seeds, package versions, git SHA
     summary.json                    written at the end of each run
 
@@ -22,7 +23,7 @@ import json
 import logging
 import posixpath
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 
 from sphere_ray.pairs import PAIR_SCHEMA
 
-__all__ = ["REJECT_SCHEMA", "TREE_SCHEMA", "OutputStore"]
+__all__ = ["QUEUE_SCHEMA", "REJECT_SCHEMA", "TREE_SCHEMA", "OutputStore"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,19 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 """Input rows that were not problems (``problem_id`` may be null), and problems that failed."""
+
+QUEUE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("problem", pa.string(), nullable=False),
+        pa.field("answer", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("level", pa.int64()),
+        pa.field("subject", pa.string()),
+        pa.field("solution", pa.string()),
+    ]
+)
+"""A validated problem waiting to be searched (the fields of ``sphere_ray.search.types.Problem``)."""
 
 
 @dataclass
@@ -133,9 +147,32 @@ class OutputStore:
         self._write(pa.Table.from_pylist(batch.trees, schema=TREE_SCHEMA), "trees", name)
         return name
 
-    def write_input_rejects(self, rows: Sequence[dict[str, Any]]) -> None:
-        """(Re)write the input rejects of this run's problem file."""
-        self._write(pa.Table.from_pylist(list(rows), schema=REJECT_SCHEMA), "rejects", "input.parquet")
+    def write_input_rejects(self, rows: Iterable[dict[str, Any]], chunk: int = 1024) -> int:
+        """(Re)write the input rejects of this run's problem file from a stream of rows; return their number.
+
+        Rows are written ``chunk`` at a time to a temporary file renamed into place at the end, so a
+        file with millions of bad rows never sits in memory.
+        """
+        tmp, final = self._path("rejects", ".input.parquet.tmp"), self._path("rejects", "input.parquet")
+        schema = REJECT_SCHEMA.with_metadata({**(REJECT_SCHEMA.metadata or {}), **self.metadata})
+        count = 0
+        with pq.ParquetWriter(tmp, schema, filesystem=self.fs) as writer:
+            for rows_chunk in _chunks(rows, chunk):
+                writer.write_table(pa.Table.from_pylist(rows_chunk, schema=schema))
+                count += len(rows_chunk)
+        self.fs.move(tmp, final)
+        return count
+
+    def reset_queue(self) -> None:
+        """Delete the previous run's staged queue."""
+        self.fs.create_dir(self._path("queue"), recursive=True)
+        self.fs.delete_dir_contents(self._path("queue"), missing_dir_ok=True)
+
+    def write_queue_part(self, index: int, rows: Sequence[dict[str, Any]]) -> str:
+        """Stage ``rows`` (``QUEUE_SCHEMA``: one problem each) as queue part ``index``; return its path."""
+        name = f"part-{index:06d}.parquet"
+        self._write(pa.Table.from_pylist(list(rows), schema=QUEUE_SCHEMA), "queue", name)
+        return self._path("queue", name)
 
     def _write(self, table: pa.Table, sub: str, name: str) -> None:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **self.metadata})
@@ -150,11 +187,27 @@ class OutputStore:
             f.write(json.dumps(data, indent=2, sort_keys=True, default=str).encode())
         self.fs.move(tmp, self._path(name))
 
+    def read_queue(self) -> pa.Table:
+        """The staged queue of this run (``QUEUE_SCHEMA``), in input order."""
+        tables = [pq.read_table(p, filesystem=self.fs, schema=QUEUE_SCHEMA) for p in self._parts("queue")]
+        return pa.concat_tables(tables) if tables else QUEUE_SCHEMA.empty_table()
+
     def read(self, sub: str) -> pa.Table:
         """All committed rows of ``pairs``, ``trees`` or ``rejects``."""
         schema = {"pairs": PAIR_SCHEMA, "trees": TREE_SCHEMA, "rejects": REJECT_SCHEMA}[sub]
         tables = [pq.read_table(p, filesystem=self.fs, schema=schema) for p in self._parts(sub)]
         return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _abs(path: str) -> str:

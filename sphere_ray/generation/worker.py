@@ -17,7 +17,7 @@ from typing import Any
 
 from sphere_ray.search import Models, Problem, SearchParams, SphereParams, sphere_search
 
-__all__ = ["ProblemWorker", "problem_to_row", "ramp_delay", "row_to_problem"]
+__all__ = ["ProblemBatchWorker", "ProblemWorker", "problem_to_row", "ramp_delay", "row_to_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class ProblemWorker:
         self.ramp = (problems_in_flight, ramp_up_s)
         self.started = 0
         self.affinity = affinity
+        self._slots: asyncio.Semaphore | None = None  # made on first call, in Ray Data's event loop
 
     def _models_for(self, problem: Problem) -> Models:
         """The clients one problem's search uses; with affinity every call carries the problem id as session."""
@@ -96,7 +97,17 @@ class ProblemWorker:
         return dataclasses.replace(m, policy=m.policy.for_session(sid), prm=m.prm.for_session(sid), small_policy=small)
 
     async def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Search one problem; never raises (a failure is a row with ``error`` set)."""
+        """Search one problem; never raises (a failure is a row with ``error`` set).
+
+        At most ``problems_in_flight`` searches run at once in this actor, however Ray Data hands rows over
+        (streamed blocks hold many rows, and Ray Data runs an async UDF's rows concurrently).
+        """
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.ramp[0])
+        async with self._slots:
+            return await self._search(row)
+
+    async def _search(self, row: dict[str, Any]) -> dict[str, Any]:
         problem = row_to_problem(row)
         delay = ramp_delay(self.started, *self.ramp)
         self.started += 1
@@ -127,3 +138,20 @@ class ProblemWorker:
         }  # fmt: skip
         payload = json.dumps({"tree": tree, "pairs": pairs})
         return {"problem_id": result.problem.id, "ok": True, "error": "", "attempts": attempts, "payload": payload}
+
+
+class ProblemBatchWorker(ProblemWorker):
+    """:class:`ProblemWorker` over a whole Ray Data block: its rows are searched concurrently.
+
+    Used when the job streams its queue from Parquet: a block holds one queue part, and searching its rows
+    together (still at most ``problems_in_flight`` at once) avoids Ray Data's in-order row reassembly
+    holding finished problems behind a slow one. Input: a ``pyarrow.Table`` of ``QUEUE_SCHEMA`` rows;
+    output: one result row per input row (columns as :meth:`ProblemWorker.__call__` returns).
+    """
+
+    async def __call__(self, batch: Any) -> Any:  # type: ignore[override]
+        """Search every problem of ``batch``; return their result rows as a ``pyarrow.Table``."""
+        import pyarrow as pa
+
+        rows = await asyncio.gather(*(super(ProblemBatchWorker, self).__call__(r) for r in batch.to_pylist()))
+        return pa.Table.from_pylist(list(rows))
