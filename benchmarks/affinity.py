@@ -50,29 +50,19 @@ def serve_config(replicas: int, affinity: bool, compression: float) -> dict:
     ]}  # fmt: skip
 
 
-def replica_stats(handle, replicas: int) -> dict:
-    seen: dict = {}
-    for _ in range(max(40, 20 * replicas)):
-        s = handle.stats.remote().result(timeout_s=60)
-        seen[s["replica"]] = s
-        if len(seen) == replicas:
-            break
-    return seen
-
-
 def run(problems: int, replicas: int, affinity: bool, compression: float, work: Path) -> dict:
     from ray import serve
 
     from sphere_ray.generation.config import GenerateJobConfig
     from sphere_ray.generation.job import run_generate_job
-    from sphere_ray.serving.launch import deploy_config
+    from sphere_ray.serving.launch import deploy_config, replica_stats
 
     for name in ("policy", "prm"):  # fresh replicas (empty caches) per run
         try:
             serve.delete(name)
         except Exception:  # no Serve instance yet
             pass
-    handles = deploy_config(serve_config(replicas, affinity, compression), timeout_s=300)
+    deploy_config(serve_config(replicas, affinity, compression), timeout_s=300)
     path = work / f"p{problems}.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in sim_problems(problems, seed=5)))
     cfg = GenerateJobConfig(problems=str(path), output_dir=str(work / f"out-{replicas}-{affinity}"), start_serve=False,
@@ -82,8 +72,8 @@ def run(problems: int, replicas: int, affinity: bool, compression: float, work: 
     start = time.monotonic()
     summary = run_generate_job(cfg)
     wall = time.monotonic() - start
-    pol = replica_stats(handles["policy"], replicas)
-    prm = replica_stats(handles["prm"], replicas)
+    pol = replica_stats("policy")
+    prm = replica_stats("prm")
     prompt = sum(s["prompt_tokens"] for s in pol.values())
     cached = sum(s["cached_prompt_tokens"] for s in pol.values())
     tokens = sum(s["generated_tokens"] for s in pol.values())

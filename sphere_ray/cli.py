@@ -5,6 +5,7 @@
     sphere-ray train    --config recipes/dpo_smollm2.yaml                  DPO (TRL + PEFT on Ray Train)
     sphere-ray evaluate --config recipes/eval_smollm2.yaml                 Pass@1 and self-correction
     sphere-ray run      --config recipes/pipeline_smollm2.yaml [--rounds K] all of it, then a report
+    sphere-ray cluster  up|down|status|env [--workers 2 --gpus_per_worker 4]  a fake multi-node GPU cluster here
 
 Each stage takes its recipe and ``--field value`` overrides (``sphere-ray <stage> --help``).
 """
@@ -22,6 +23,7 @@ STAGES = {
     "train": "jobs.train_dpo",
     "evaluate": "jobs.evaluate",
     "run": "jobs.pipeline",
+    "cluster": "jobs.cluster",
 }
 """Subcommand -> entrypoint module (each has ``main(argv) -> int``)."""
 

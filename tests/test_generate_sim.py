@@ -5,6 +5,7 @@ import json
 from sphere_ray.generation.config import GenerateJobConfig
 from sphere_ray.generation.job import run_generate_job
 from sphere_ray.generation.store import OutputStore
+from sphere_ray.serving.launch import replica_stats
 from sphere_ray.sim.text import sim_problems
 
 
@@ -27,22 +28,13 @@ def test_sim_generation_accounts_for_every_problem(sim_apps, tmp_path):
     assert stages == {1, 2, 3}, stages
     assert all(pairs.column("chosen_correct").to_pylist())
     for app in ("sim_policy", "sim_prm"):  # affinity: each problem was served by one replica
-        per_replica = _replica_stats(sim_apps[app])
+        per_replica = replica_stats(app)
         assert len(per_replica) == 2, per_replica
         assert all(s["sessions"] > 0 for s in per_replica.values())  # load still spread over both
         # A replica whose queue probe is refused or slow hands a request to the ring's next replica
         # (ConsistentHashRouter's num_fallback_replicas, default 2): on a loaded 2-core machine a few do.
         total = sum(s["sessions"] for s in per_replica.values())
         assert len(problems) <= total <= len(problems) * 1.05, (app, per_replica)
-
-
-def _replica_stats(handle, calls=40):
-    """``stats()`` of every replica (unsessioned calls are spread at random by the router)."""
-    seen = {}
-    for _ in range(calls):
-        stats = handle.stats.remote().result(timeout_s=30)
-        seen[stats["replica"]] = stats
-    return seen
 
 
 def test_streamed_queue_with_rejects_and_resume(sim_apps, tmp_path):

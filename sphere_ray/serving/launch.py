@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["deploy", "deploy_config", "load_serve_config", "single_app_config"]
+__all__ = ["deploy", "deploy_config", "load_serve_config", "replica_stats", "single_app_config"]
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +149,22 @@ def _why(app: Any) -> str:
     """An app's status message plus its deployments' messages (where the real error is)."""
     parts = [app.message] + [f"{name}: {d.message}" for name, d in app.deployments.items() if d.message]
     return " | ".join(p for p in parts if p)
+
+
+def replica_stats(app: str, max_calls: int = 200) -> dict[str, dict[str, Any]]:
+    """``stats()`` of every RUNNING replica of ``app``'s deployments, keyed by replica id.
+
+    Unsessioned calls are spread over the replicas by the router, so this calls until every replica
+    counted by ``serve.status()`` has answered (at most ``max_calls`` calls).
+    """
+    from ray import serve
+
+    deployments = serve.status().applications[app].deployments.values()
+    expected = sum(d.replica_states.get("RUNNING", 0) for d in deployments)
+    handle, seen = serve.get_app_handle(app), {}
+    for _ in range(max_calls):
+        stats = handle.stats.remote().result(timeout_s=60)
+        seen[stats["replica"]] = stats
+        if len(seen) >= expected:
+            break
+    return seen

@@ -83,11 +83,13 @@ class SessionTally:
             self._ids.add(session)
 
     def snapshot(self) -> dict[str, float]:
-        """``sessions``: distinct ids seen; ``replica``: this replica's id."""
+        """``sessions``: distinct ids seen; ``replica``: this replica's id; ``node_id``: the Ray node it runs on."""
         try:
+            import ray
             from ray import serve
 
             replica = serve.get_replica_context().replica_id.unique_id
+            node = ray.get_runtime_context().get_node_id()
         except Exception:
-            replica = ""
-        return {"sessions": len(self._ids), "sessions_capped": self.capped, "replica": replica}
+            replica = node = ""
+        return {"sessions": len(self._ids), "sessions_capped": self.capped, "replica": replica, "node_id": node}
