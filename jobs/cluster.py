@@ -15,7 +15,7 @@ import logging
 import shlex
 import sys
 
-from sphere_ray.cluster import FakeClusterConfig, cluster_env, down, status, up
+from sphere_ray.cluster import FakeClusterConfig, cluster_env, down, read_state, status, up
 from sphere_ray.config import parse_config
 
 ACTIONS = ("up", "down", "status", "env")
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if action == "down":
         print(f"stopped {down(cfg)} processes of the cluster at port {cfg.port}")
         return 0
-    state = status(cfg)
+    state = read_state(cfg) if action == "env" else status(cfg)
     if state is None:
         sys.stderr.write(f"no fake cluster at port {cfg.port} ({cfg.temp_dir}/cluster.json missing)\n")
         return 1

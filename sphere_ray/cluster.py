@@ -35,7 +35,7 @@ from typing import Any
 
 from sphere_ray.config import option
 
-__all__ = ["FakeClusterConfig", "cluster_env", "down", "status", "up"]
+__all__ = ["FakeClusterConfig", "cluster_env", "down", "read_state", "status", "up"]
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,17 @@ def down(cfg: FakeClusterConfig) -> int:
     return len(procs)
 
 
-def status(cfg: FakeClusterConfig) -> dict[str, Any] | None:
-    """The state written by :func:`up` with ``alive`` added, or ``None`` when no state file is there."""
+def read_state(cfg: FakeClusterConfig) -> dict[str, Any] | None:
+    """The state written by :func:`up`, or ``None`` when no state file is there (nothing is contacted)."""
     path = Path(cfg.temp_dir) / "cluster.json"
-    if not path.exists():
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def status(cfg: FakeClusterConfig) -> dict[str, Any] | None:
+    """:func:`read_state` plus ``alive`` and, when alive, every Serve app's ``replicas`` (their ``stats()``)."""
+    state = read_state(cfg)
+    if state is None:
         return None
-    state = json.loads(path.read_text())
     alive = _alive(cfg.temp_dir, cfg.port)
     replicas = _child({"cmd": "replicas", "address": state["address"]}, state["token_path"], 120) if alive else {}
     return {**state, "alive": alive, "replicas": replicas}
@@ -289,17 +294,16 @@ def _cluster_procs(temp_dir: str, port: int) -> list[Any]:
 
 
 def _alive(temp_dir: str, port: int) -> bool:
-    return any("gcs_server" in " ".join(p.cmdline()) for p in _cluster_procs(temp_dir, port) if _safe(p))
-
-
-def _safe(proc: Any) -> bool:
+    """The cluster's GCS server is running."""
     import psutil
 
-    try:
-        proc.cmdline()
-        return True
-    except psutil.Error:
-        return False
+    for proc in _cluster_procs(temp_dir, port):
+        try:
+            if proc.name() == "gcs_server":
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 def _port_free(port: int) -> bool:

@@ -7,6 +7,7 @@ dir, ports and token), next to the session's; ``down`` stops only its processes.
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_ray_job_submit_to_fake_cluster(tmp_path):
     try:
         assert up.returncode == 0, up.stderr[-3000:]
         env_lines = _cli("cluster", "env", "--port", str(port)).stdout.splitlines()
-        env = {**os.environ, **dict(line.removeprefix("export ").split("=", 1) for line in env_lines)}
+        env = {**os.environ, **dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in env_lines)}
         assert env["RAY_AUTH_MODE"] == "token" and Path(env["RAY_AUTH_TOKEN_PATH"]).is_file()
         problems = list(sim_problems(200, seed=21))
         path = tmp_path / "problems.jsonl"
