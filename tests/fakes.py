@@ -58,3 +58,39 @@ class FakePRM:
     async def score_steps(self, requests: Sequence[PrmRequest]) -> list[list[float]]:
         self.requests.extend(requests)
         return [[0.5] * (len(r.steps) - 1) + [self.scores[r.steps[-1]]] for r in requests]
+
+
+class FakeChatPolicy:
+    """A scripted chat model (the dialogue's ``ChatPolicy``): ``script[(sample, turn)] = (text, finish_reason)``.
+
+    ``render_chat`` writes the messages as JSON, so a turn's prompt shows the whole conversation; the
+    sample of a later turn is read from its first assistant message (``script[(i, 1)]`` must name ``S<i>``).
+    """
+
+    def __init__(self, script: dict) -> None:
+        self.script = script
+        self.requests: list = []
+
+    async def render_chat(self, messages) -> str:
+        import json
+
+        return json.dumps(list(messages))
+
+    async def generate(self, request):
+        import json
+
+        from sphere_ray.serving.schema import GenerateResponse, Sample
+
+        self.requests.append(request)
+        outputs = []
+        for prompt in request.prompts:
+            messages = json.loads(prompt)
+            turn = sum(m["role"] == "user" for m in messages)
+            if turn == 1:
+                keys = [(i, 1) for i in range(request.n)]
+            else:
+                first = next(m["content"] for m in messages if m["role"] == "assistant")
+                keys = [(int(first.split("S", 1)[1].split()[0]), turn)]
+            outputs.append([Sample(text=self.script[k][0], num_tokens=len(self.script[k][0].split()),
+                                   finish_reason=self.script[k][1]) for k in keys])  # fmt: skip
+        return GenerateResponse(outputs=outputs, prompt_tokens=0, cached_prompt_tokens=0, model="fake-chat")

@@ -187,3 +187,41 @@ def test_pass_rate_estimate_stops_when_settled():
     kw = {"max_samples": 16, "min_samples": 4, "settle_width": 0.5}
     assert not settled(0, 3, **kw) and settled(0, 8, **kw) and not settled(4, 8, **kw) and settled(8, 16, **kw)
     assert histogram([0.0, 0.05, 0.5, 1.0], bins=4) == [2, 0, 1, 1]
+
+
+# --- the multi-turn dialogue over a scripted FAKE chat model ----------------------------------------------
+
+
+def test_dialogue_turns_continue_while_the_answer_changes():
+    import asyncio
+
+    from fakes import FakeChatPolicy
+
+    from sphere_ray.dialogue.dialogue import DialogueParams, run_dialogues
+    from sphere_ray.search.types import Problem
+
+    script = {
+        (0, 1): ("S0 3 * 4 = 13. \\boxed{13}", "eos"),
+        (0, 2): ("Wait, that is wrong: 3 * 4 = 12. \\boxed{12}", "eos"),  # changed -> a third turn
+        (0, 3): ("Let me verify: 12 / 4 = 3. \\boxed{12}", "eos"),  # unchanged -> stop
+        (1, 1): ("S1 3 * 4 = 12. \\boxed{12}", "eos"),
+        (1, 2): ("Let me check: 12 / 3 = 4. \\boxed{12}", "eos"),
+        (2, 1): ("S2 3 * 4 is a product of", "length"),  # truncated: no second turn
+    }
+    policy = FakeChatPolicy(script)
+    problem = Problem(id="p7", problem="What is 3 * 4?", answer="12")
+    params = DialogueParams(samples=3, max_turns=4, temperature=0.7, max_tokens=64, seed=1)
+    dialogues = asyncio.run(run_dialogues(policy, problem, load_templates(), params))
+    assert [len(d.turns) for d in dialogues] == [3, 2, 1]
+    assert [d.correct for d in dialogues] == [[False, True, True], [True, True], [False]]
+    assert dialogues[0].corrected and not dialogues[1].corrected
+    t = dialogues[0].turns
+    assert t[0].template_id is None and "\\boxed{}" in t[0].prompt  # the evaluation's answer prompt
+    assert "13" in t[1].prompt and t[1].behaviour != t[2].behaviour  # turn 2 quotes the answer; turns rotate
+    assert [len(r.prompts) for r in policy.requests] == [1, 2, 1] and policy.requests[0].n == 3
+    assert all(r.seeds and len(set(r.seeds)) == len(r.prompts) for r in policy.requests[1:])
+    again = asyncio.run(run_dialogues(FakeChatPolicy(script), problem, load_templates(), params))
+    assert [d.template_ids for d in again] == [d.template_ids for d in dialogues]  # reproducible
+    assert check(dialogues[0], FilterConfig(required_behaviours=[])) == []  # a kept correction chain
+    reasons = check(dialogues[2], FilterConfig())
+    assert any(r.startswith("not_truncated") for r in reasons) and any(r.startswith("final_correct") for r in reasons)

@@ -2,9 +2,10 @@
 
 * :mod:`.templates` — the re-examination template pool (YAML, one id per template);
 * :mod:`.behaviours` — the cheap cue detector of the four reasoning behaviours;
+* :mod:`.dialogue` — the multi-turn dialogue of one problem over a :class:`~.dialogue.ChatPolicy`;
 * :mod:`.sample` — one graded dialogue sample and its TRL formats (merged prompt-completion, conversational);
 * :mod:`.filters` — the named rule filters and acceptance rates;
 * :mod:`.allocation` — difficulty-aware rejection sampling (uniform, prop2diff, band) under a token budget.
 
-Pure: no Ray, no models.
+Pure: no Ray; models come in as protocols.
 """

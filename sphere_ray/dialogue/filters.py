@@ -80,7 +80,7 @@ def one_final_answer(d: Dialogue, cfg: FilterConfig) -> str | None:
 
 
 def not_truncated(d: Dialogue, cfg: FilterConfig) -> str | None:
-    cut = [i + 1 for i, t in enumerate(d.turns) if t.finish_reason != "stop"]
+    cut = [i + 1 for i, t in enumerate(d.turns) if t.finish_reason == "length"]
     return f"turn(s) {cut} hit the token limit" if cut else None
 
 

@@ -17,11 +17,15 @@ __all__ = ["Dialogue", "Turn", "conversation", "merged_completion"]
 
 @dataclass(frozen=True)
 class Turn:
-    """One exchange: the user ``prompt``, the model's ``text``, why it stopped, its tokens, its template."""
+    """One exchange of a dialogue.
+
+    The user ``prompt``, the model's ``text``, why it stopped (``eos``, ``stop``, or ``length``: truncated),
+    its tokens, and the template (id, behaviour) that asked for it (None on turn 1).
+    """
 
     prompt: str
     text: str
-    finish_reason: str = "stop"
+    finish_reason: str = "eos"
     tokens: int = 0
     template_id: str | None = None
     behaviour: str | None = None
