@@ -168,8 +168,10 @@ def _env(token: Path) -> dict[str, str]:
     path = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     # Every node's processes share this machine's cores: Serve's proxy gets longer than 5 s to start, and a
     # router's queue-length probe longer than 0.1 s to answer (a missed probe moves a request off its replica).
+    # A raylet would prestart one idle worker per logical CPU for the first driver: fake nodes claim many.
     return {**env, "PATH": path, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-            "RAY_USAGE_STATS_ENABLED": "0", "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+            "RAY_USAGE_STATS_ENABLED": "0", "RAY_prestart_worker_first_driver": "0",
+            "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
             "RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "1.0",
             "RAY_SERVE_MAX_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "5.0"}  # fmt: skip
 

@@ -49,6 +49,9 @@ def config_hash(cfg: Any) -> str:
 def parse_config(cls: type[T], argv: list[str] | None = None) -> T:
     """Build ``cls`` from ``--config FILE.yaml`` then ``--field value`` overrides.
 
+    A field whose metadata has ``merge: True`` is a section: ``--field '{key: value}'`` changes those keys of
+    the recipe's mapping and keeps the rest.
+
     Raises:
         ValueError: unknown keys in the YAML, a value of the wrong type, or one ``__post_init__`` rejects.
     """
@@ -61,7 +64,10 @@ def parse_config(cls: type[T], argv: list[str] | None = None) -> T:
     for f in dataclasses.fields(cls):
         raw = getattr(args, f.name)
         if raw is not None:
-            values[f.name] = _convert(f.name, raw, hints[f.name])
+            value = _convert(f.name, raw, hints[f.name])
+            if f.metadata.get("merge") and isinstance(value, dict) and isinstance(values.get(f.name), dict):
+                value = {**values[f.name], **value}  # a section: the flag's keys over the recipe's
+            values[f.name] = value
     return cls(**values)
 
 

@@ -47,11 +47,11 @@ def test_cli_errors_are_one_line():
 
 
 def _gpu_yaml(path: Path) -> Path:
-    """deployments/gpu.yaml with policy and PRM starting at 2 replicas (autoscaling 2..8)."""
+    """deployments/gpu.yaml with policy and PRM at 2 replicas (autoscaling pinned: the test counts replicas)."""
     config = yaml.safe_load((ROOT / "deployments" / "gpu.yaml").read_text())
     for app in config["applications"]:
         if app["name"] != "small_policy":
-            app["deployments"][0]["autoscaling_config"]["min_replicas"] = 2
+            app["deployments"][0]["autoscaling_config"].update(min_replicas=2, max_replicas=2)
     path.write_text(yaml.safe_dump(config))
     return path
 

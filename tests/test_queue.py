@@ -79,3 +79,29 @@ def test_unreadable_input_fails_before_anything_is_written(tmp_path):
     store = OutputStore(str(tmp_path / "out"))
     with pytest.raises(ValueError, match="neither a bundled set"):
         stage_problems(str(tmp_path / "missing.jsonl"), None, set(), store, part_rows=8)
+
+
+def test_store_layout_of_another_job_commits_and_resumes(tmp_path):
+    """One store for every per-problem job: a layout names its tables; the marker table marks a commit."""
+    from sphere_ray.generation.store import REJECT_SCHEMA, Batch, Layout
+
+    marker = pa.schema([pa.field("problem_id", pa.string(), nullable=False), pa.field("kept", pa.int32())])
+    rows = pa.schema([pa.field("problem_id", pa.string()), pa.field("completion", pa.string())])
+    layout = Layout("problems", {"sft": rows, "rejects": REJECT_SCHEMA, "problems": marker})
+    store = OutputStore(str(tmp_path / "out"), layout=layout)
+    batch = Batch()
+    batch["sft"] += [{"problem_id": "a", "completion": "x"}, {"problem_id": "a", "completion": "y"}]
+    batch["problems"].append({"problem_id": "a", "kept": 2})
+    batch["rejects"].append({"problem_id": "b", "source": "s", "row": 1, "reason": "length: long", "raw": "{}"})
+    assert batch.problems(layout) == 2
+    store.commit(batch)
+    leftover = pa.Table.from_pylist([{"problem_id": "c", "completion": "z"}], schema=rows)
+    pq.write_table(leftover, tmp_path / "out" / "sft" / "part-killed.parquet")  # a commit cut before its marker
+    assert OutputStore(str(tmp_path / "out"), layout=layout).recover() == {"a", "b"}
+    assert store.read("sft").column("completion").to_pylist() == ["x", "y"]  # the leftover is gone
+    with pytest.raises(ValueError, match="not in the layout"):
+        store.commit(Batch(pairs=[{}]))
+    with pytest.raises(ValueError, match="trees"):
+        store.read("trees")
+    with pytest.raises(ValueError, match="rejects"):
+        OutputStore(str(tmp_path / "bad"), layout=Layout("problems", {"problems": marker}))

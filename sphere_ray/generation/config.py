@@ -8,22 +8,19 @@ from typing import Any
 from sphere_ray.config import option
 from sphere_ray.search_options import SearchOptions
 
-__all__ = ["GenerateJobConfig"]
+__all__ = ["GenerateJobConfig", "ProblemJobOptions"]
 
 _SERVE_DEFAULT = ["deployments/policy.yaml", "deployments/small_policy.yaml", "deployments/prm.yaml"]
 
 
 @dataclass
-class GenerateJobConfig(SearchOptions):
-    """SPHERE preference-pair generation: Ray Data over Serve apps, pairs/trees/rejects to Parquet."""
+class ProblemJobOptions:
+    """Fields of every job that works problem by problem over Serve apps with Ray Data (generation, SFT data)."""
 
     problems: str = option("gsm8k_train_sample", "bundled set name, or a .jsonl/.parquet path or URI (s3://...)")
     limit: int | None = option(None, "use at most this many problems (null: all)")
     output_dir: str = option("outputs/generate", "output folder or URI; a rerun resumes it", hashed=False)
     start_serve: bool = option(True, "deploy the Serve apps from serve_configs (false: use running apps)")
-    serve_configs: list[str] = field(
-        default_factory=lambda: list(_SERVE_DEFAULT), metadata={"help": "Serve YAML files to deploy", "hashed": True}
-    )
     serve_overrides: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "per-app args overrides, e.g. {policy: {model: ...}}", "hashed": True}
     )
@@ -33,9 +30,6 @@ class GenerateJobConfig(SearchOptions):
         metadata={"help": "run every deployed app on the simulated engine with these SimOptions, "
                           "e.g. {compression: 100} (null: the YAML's engines)", "hashed": True},
     )  # fmt: skip
-    policy_app: str = option("policy", "Serve app of the policy")
-    small_policy_app: str | None = option("small_policy", "Serve app of the small policy (stage 3); null skips")
-    prm_app: str = option("prm", "Serve app of the PRM")
     num_actors: int = option(1, "Ray Data search actors")
     problems_in_flight: int = option(8, "problems one actor searches at once")
     ramp_up_s: float = option(
@@ -96,6 +90,21 @@ class GenerateJobConfig(SearchOptions):
                 SimOptions.model_validate(self.sim)
             except ValidationError as e:
                 raise ValueError(f"sim: {e.errors()[0]['loc']} {e.errors()[0]['msg']}") from e
-        if self.start_serve and not self.serve_configs:
+        if self.start_serve and not getattr(self, "serve_configs", None):
             raise ValueError("serve_configs must name at least one YAML file when start_serve is true")
-        super().__post_init__()
+
+
+@dataclass
+class GenerateJobConfig(SearchOptions, ProblemJobOptions):
+    """SPHERE preference-pair generation: Ray Data over Serve apps, pairs/trees/rejects to Parquet."""
+
+    serve_configs: list[str] = field(
+        default_factory=lambda: list(_SERVE_DEFAULT), metadata={"help": "Serve YAML files to deploy", "hashed": True}
+    )
+    policy_app: str = option("policy", "Serve app of the policy")
+    small_policy_app: str | None = option("small_policy", "Serve app of the small policy (stage 3); null skips")
+    prm_app: str = option("prm", "Serve app of the PRM")
+
+    def __post_init__(self) -> None:
+        ProblemJobOptions.__post_init__(self)
+        SearchOptions.__post_init__(self)

@@ -15,33 +15,34 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sphere_ray.config import config_hash
-from sphere_ray.generation.config import GenerateJobConfig
+from sphere_ray.generation.config import GenerateJobConfig, ProblemJobOptions
 from sphere_ray.generation.lineage import manifest
 from sphere_ray.generation.queue import Queue, stage_problems
-from sphere_ray.generation.store import Batch, OutputStore
+from sphere_ray.generation.store import GENERATION, Batch, Layout, OutputStore
 from sphere_ray.generation.worker import ProblemBatchWorker, ProblemWorker
 
-__all__ = ["run_generate_job"]
+__all__ = [
+    "commit_results",
+    "connect",
+    "deploy_apps",
+    "failure_reject",
+    "map_queue",
+    "open_run",
+    "retrying_args",
+    "run_generate_job",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 
 def run_generate_job(cfg: GenerateJobConfig) -> dict[str, Any]:
     """Run the job on the connected (or a new local) Ray cluster; return the summary."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=cfg.ray_log_to_driver)
     start = time.monotonic()
-    info = manifest(cfg)
-    store = OutputStore(cfg.output_dir, metadata={"manifest": info})
-    queue = stage_problems(cfg.problems, cfg.limit, store.recover(), store, cfg.queue_part_rows)
-    store.write_json("manifest.json", info)
-    if cfg.start_serve:
-        _deploy(cfg)
+    store, queue = open_run(cfg, GENERATION)
     progress = _Progress(queue.todo, cfg.progress_every_s)
     if queue.todo:
         _stream(cfg, queue, store, progress)
@@ -50,71 +51,126 @@ def run_generate_job(cfg: GenerateJobConfig) -> dict[str, Any]:
     return summary
 
 
-def _deploy(cfg: GenerateJobConfig) -> None:
+def open_run(cfg: ProblemJobOptions, layout: Layout) -> tuple[OutputStore, Queue]:
+    """Start a per-problem job; return its store and queue.
+
+    Connects to Ray, opens ``output_dir`` (resume), stages the queue, writes the manifest, and deploys the
+    Serve apps when ``start_serve``.
+    """
+    connect(cfg)
+    info = manifest(cfg)
+    store = OutputStore(cfg.output_dir, metadata={"manifest": info}, layout=layout)
+    queue = stage_problems(cfg.problems, cfg.limit, store.recover(), store, cfg.queue_part_rows)
+    store.write_json("manifest.json", info)
+    if cfg.start_serve:
+        deploy_apps(cfg)
+    return store, queue
+
+
+def connect(cfg: ProblemJobOptions) -> None:
+    """Connect to ``cfg.ray_address`` (or the job's cluster, or a new local one) unless already connected."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=cfg.ray_log_to_driver)
+
+
+def deploy_apps(cfg: ProblemJobOptions) -> None:
+    """Deploy the job's Serve apps (``serve_configs`` with ``serve_overrides``, on ``sim`` when set)."""
     from sphere_ray.serving.launch import deploy
 
     deploy(cfg.serve_configs, cfg.serve_overrides, timeout_s=cfg.serve_timeout_s, sim=cfg.sim)
 
 
-def _searched(cfg: GenerateJobConfig, queue: Queue, store: OutputStore, worker_args: dict[str, Any]) -> Any:
-    """The queue mapped through the search actors, as a Ray Data dataset of ``ProblemWorker`` result rows.
+def retrying_args(cfg: ProblemJobOptions) -> dict[str, Any]:
+    """The :class:`~sphere_ray.generation.worker.RetryingWorker` arguments of a job config."""
+    return {"problem_retries": cfg.problem_retries, "retry_delay_s": cfg.problem_retry_delay_s,
+            "problems_in_flight": cfg.problems_in_flight, "ramp_up_s": cfg.ramp_up_s}  # fmt: skip
 
-    A small queue is read into one in-memory block per problem (finest load balance over actors). A large
-    one is streamed from its Parquet parts, one block per part, each searched by ``ProblemBatchWorker``
-    with its rows concurrently; the actor's ``problems_in_flight`` bound holds either way.
+
+def map_queue(
+    cfg: ProblemJobOptions, queue: Queue, store: OutputStore, workers: tuple[type, type], worker_args: dict[str, Any]
+) -> Any:
+    """The queue mapped through an actor pool, as a Ray Data dataset of the workers' result rows.
+
+    ``workers`` = (row worker, block worker): a small queue is read into one in-memory block per problem
+    (finest load balance over actors) for the row worker; a large one is streamed from its Parquet parts,
+    one block per part, each worked by the block worker with its rows concurrently. The actor's
+    ``problems_in_flight`` bound holds either way.
     """
     import ray
 
+    row_worker, block_worker = workers
     if queue.todo <= cfg.stream_above:
         rows = store.read_queue().to_pylist()
         ds, worker, blocks = (
             ray.data.from_items(rows, override_num_blocks=len(rows)),
-            ProblemWorker,
+            row_worker,
             cfg.problems_in_flight,
         )
     else:
         ds = ray.data.read_parquet(queue.parts, filesystem=store.fs, override_num_blocks=len(queue.parts))
-        worker, blocks = ProblemBatchWorker, -(-cfg.problems_in_flight // cfg.queue_part_rows) + 1
+        worker, blocks = block_worker, -(-cfg.problems_in_flight // cfg.queue_part_rows) + 1
     compute = ray.data.ActorPoolStrategy(
         size=cfg.num_actors, max_tasks_in_flight_per_actor=blocks, max_concurrent_calls_per_actor=blocks
     )
     # Ray Data restarts a dead actor and retries its rows (max_restarts/max_task_retries default to -1).
     kwargs = {"fn_constructor_kwargs": worker_args, "compute": compute, "num_cpus": cfg.actor_num_cpus}
-    if worker is ProblemWorker:
+    if worker is row_worker:
         return ds.map(worker, **kwargs)
     return ds.map_batches(worker, batch_size=None, batch_format="pyarrow", **kwargs)
+
+
+def commit_results(
+    cfg: ProblemJobOptions, results: Any, store: OutputStore, on_row: Callable[[dict, dict, Batch], None]
+) -> None:
+    """Commit the result rows of :func:`map_queue` every ``commit_every`` problems or ``commit_every_s``.
+
+    ``on_row(row, payload, batch)`` adds one result (its payload parsed once) to the batch being built.
+    """
+    batch, last_commit = Batch(), time.monotonic()
+    for row in results.iter_rows():
+        on_row(row, json.loads(row["payload"]), batch)
+        if batch.problems(store.layout) >= cfg.commit_every or time.monotonic() - last_commit > cfg.commit_every_s:
+            store.commit(batch)
+            batch, last_commit = Batch(), time.monotonic()
+    if batch.problems(store.layout):
+        store.commit(batch)
 
 
 def _stream(cfg: GenerateJobConfig, queue: Queue, store: OutputStore, progress: _Progress) -> None:
     apps = {"policy": cfg.policy_app, "prm": cfg.prm_app, "small_policy": cfg.small_policy_app or None}
     worker_args = {
         "apps": apps, "params": dataclasses.asdict(cfg.sphere_params()), "config_hash": config_hash(cfg),
-        "problem_retries": cfg.problem_retries, "retry_delay_s": cfg.problem_retry_delay_s,
-        "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries,
-        "problems_in_flight": cfg.problems_in_flight, "ramp_up_s": cfg.ramp_up_s, "affinity": cfg.affinity,
+        "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries, "affinity": cfg.affinity,
+        **retrying_args(cfg),
     }  # fmt: skip
-    results = _searched(cfg, queue, store, worker_args)
-    batch, last_commit = Batch(), time.monotonic()
-    for row in results.iter_rows():
-        payload = json.loads(row["payload"])  # parsed once, used by both
+    results = map_queue(cfg, queue, store, (ProblemWorker, ProblemBatchWorker), worker_args)
+
+    def on_row(row: dict[str, Any], payload: dict[str, Any], batch: Batch) -> None:
         _collect(row, payload, batch)
         progress.update(row, payload)
-        if len(batch) >= cfg.commit_every or time.monotonic() - last_commit > cfg.commit_every_s:
-            store.commit(batch)
-            batch, last_commit = Batch(), time.monotonic()
-    if len(batch):
-        store.commit(batch)
+
+    commit_results(cfg, results, store, on_row)
 
 
 def _collect(row: dict[str, Any], payload: dict[str, Any], batch: Batch) -> None:
     if row["ok"]:
-        batch.trees.append(payload["tree"])
-        batch.pairs.extend(payload["pairs"])
+        batch["trees"].append(payload["tree"])
+        batch["pairs"].extend(payload["pairs"])
     else:
-        batch.rejects.append(
-            {"problem_id": row["problem_id"], "source": payload.get("source") or "", "row": None,
-             "reason": f"search failed after {row['attempts']} attempts: {row['error']}", "raw": row["payload"][:2000]}
-        )  # fmt: skip
+        batch["rejects"].append(failure_reject(row, payload, "search"))
+
+
+def failure_reject(row: dict[str, Any], payload: dict[str, Any], what: str) -> dict[str, Any]:
+    """The ``rejects`` row of a problem whose every attempt failed (``payload``: its input row)."""
+    return {
+        "problem_id": row["problem_id"],
+        "source": payload.get("source") or "",
+        "row": None,
+        "reason": f"{what} failed after {row['attempts']} attempts: {row['error']}",
+        "raw": row["payload"][:2000],
+    }
 
 
 class _Progress:

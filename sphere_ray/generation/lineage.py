@@ -44,10 +44,10 @@ def manifest(cfg: Any) -> dict[str, Any]:
     return {
         "config": dataclasses.asdict(cfg),
         "config_hash": config_hash(cfg),
-        "apps": {"policy": cfg.policy_app, "small_policy": cfg.small_policy_app, "prm": cfg.prm_app},
+        "apps": {n: getattr(cfg, f"{n}_app") for n in ("policy", "small_policy", "prm") if hasattr(cfg, f"{n}_app")},
         "serve_configs": list(cfg.serve_configs) if cfg.start_serve else None,
         "serve_overrides": cfg.serve_overrides if cfg.start_serve else None,
-        "seed": cfg.seed,
+        "seed": getattr(cfg, "seed", None),
         "packages": package_versions(),
         "git_sha": git_sha(),
         "python": platform.python_version(),

@@ -1,6 +1,7 @@
-"""The generation job's output folder: atomic commits keyed by problem id, resume, lineage.
+"""A job's output folder: atomic commits keyed by problem id, resume, lineage.
 
-Layout (local path or any pyarrow filesystem URI, e.g. ``s3://bucket/run``)::
+One store for every job that works problem by problem; a :class:`Layout` names its tables. The
+generation job's (``GENERATION``; local path or any pyarrow filesystem URI, e.g. ``s3://bucket/run``)::
 
     pairs/part-<commit>.parquet     the pairs (sphere_ray.pairs.PAIR_SCHEMA)
     trees/part-<commit>.parquet     one row per finished problem: stage, outcome, tree JSON, counters
@@ -10,11 +11,11 @@ Layout (local path or any pyarrow filesystem URI, e.g. ``s3://bucket/run``)::
     manifest.json                   config, models, seeds, package versions, git SHA
     summary.json                    written at the end of each run
 
-Commit protocol: a commit writes its pairs and rejects parts first and its trees part last, each to a
-temporary name renamed into place. A commit exists iff its trees part exists (possibly empty), so
-part files without one are leftovers of a killed run and are deleted on the next start. A problem is
-done iff its id is in a committed trees or rejects part; a rerun skips done problems, so no problem is
-ever written twice.
+Commit protocol: a commit writes its data parts (pairs) and rejects part first and its marker part
+(trees: one row per finished problem) last, each to a temporary name renamed into place. A commit
+exists iff its marker part exists (possibly empty), so part files without one are leftovers of a
+killed run and are deleted on the next start. A problem is done iff its id is in a committed marker
+or rejects part; a rerun skips done problems, so no problem is ever written twice.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 import posixpath
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 
 from sphere_ray.pairs import PAIR_SCHEMA
 
-__all__ = ["QUEUE_SCHEMA", "REJECT_SCHEMA", "TREE_SCHEMA", "OutputStore"]
+__all__ = ["GENERATION", "QUEUE_SCHEMA", "REJECT_SCHEMA", "TREE_SCHEMA", "Batch", "Layout", "OutputStore"]
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +81,54 @@ QUEUE_SCHEMA = pa.schema(
 """A validated problem waiting to be searched (the fields of ``sphere_ray.search.types.Problem``)."""
 
 
-@dataclass
-class Batch:
-    """Finished work waiting for the next commit."""
+@dataclass(frozen=True)
+class Layout:
+    """The tables of one job's output folder.
 
-    pairs: list[dict[str, Any]] = field(default_factory=list)
-    trees: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    Attributes:
+        marker: the table with one row per finished problem (``problem_id`` column); its part marks a commit.
+        tables: every committed table's schema, the marker's and ``rejects`` included.
+    """
 
-    def __len__(self) -> int:
-        return len(self.trees) + len(self.rejects)
+    marker: str
+    tables: Mapping[str, pa.Schema]
+
+    @property
+    def data(self) -> list[str]:
+        """The tables written before the marker (``rejects`` among them)."""
+        return [t for t in self.tables if t != self.marker]
+
+
+GENERATION = Layout("trees", {"pairs": PAIR_SCHEMA, "rejects": REJECT_SCHEMA, "trees": TREE_SCHEMA})
+"""The generation job's folder: ``pairs``, ``rejects`` and the marker ``trees``."""
+
+
+class Batch(dict):
+    """Finished work waiting for the next commit: ``batch[table]`` is that table's list of row dicts."""
+
+    def __missing__(self, table: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        self[table] = rows
+        return rows
+
+    def problems(self, layout: Layout) -> int:
+        """Problems the batch finishes: marker rows plus problem rejects."""
+        return len(self.get(layout.marker, [])) + len(self.get("rejects", []))
 
 
 class OutputStore:
-    """Reads and writes one output folder following the commit protocol above."""
+    """Reads and writes one output folder following the commit protocol above.
 
-    def __init__(self, uri: str, metadata: Mapping[str, Any] | None = None) -> None:
+    Args:
+        uri: the folder (local path or pyarrow filesystem URI).
+        metadata: written into every Parquet part's schema metadata (``sphere_ray.<key>``: JSON).
+        layout: the folder's tables (default: the generation job's).
+    """
+
+    def __init__(self, uri: str, metadata: Mapping[str, Any] | None = None, layout: Layout = GENERATION) -> None:
+        if "rejects" not in layout.tables or "problem_id" not in layout.tables[layout.marker].names:
+            raise ValueError(f"layout needs a rejects table and a problem_id in {layout.marker}: {layout}")
+        self.layout = layout
         try:
             self.fs, self.root = pafs.FileSystem.from_uri(uri)
         except (pa.ArrowInvalid, ValueError):  # a relative local path
@@ -103,7 +136,7 @@ class OutputStore:
         self.metadata = {
             f"sphere_ray.{k}": json.dumps(v, sort_keys=True, default=str) for k, v in (metadata or {}).items()
         }
-        for sub in ("pairs", "trees", "rejects"):
+        for sub in layout.tables:
             self.fs.create_dir(self._path(sub), recursive=True)
 
     def _path(self, *parts: str) -> str:
@@ -115,19 +148,20 @@ class OutputStore:
 
     def recover(self) -> set[str]:
         """Delete leftovers of a killed run; return the ids of problems already done."""
-        committed = {posixpath.basename(p) for p in self._parts("trees")}
-        for sub in ("pairs", "rejects"):
+        marker = self.layout.marker
+        committed = {posixpath.basename(p) for p in self._parts(marker)}
+        for sub in self.layout.data:
             for path in self._parts(sub):
                 name = posixpath.basename(path)
                 if name != "input.parquet" and name not in committed:
                     log.info("removing uncommitted %s", path)
                     self.fs.delete_file(path)
-        for sub in ("pairs", "trees", "rejects"):
+        for sub in self.layout.tables:
             selector = pafs.FileSelector(self._path(sub), allow_not_found=True)
             for info in self.fs.get_file_info(selector):
                 if info.base_name.startswith("."):
                     self.fs.delete_file(info.path)
-        return self._ids("trees") | self._ids("rejects", exclude="input.parquet")
+        return self._ids(marker) | self._ids("rejects", exclude="input.parquet")
 
     def _ids(self, sub: str, exclude: str = "") -> set[str]:
         ids: set[str] = set()
@@ -138,13 +172,19 @@ class OutputStore:
         return ids
 
     def commit(self, batch: Batch) -> str:
-        """Write one commit (pairs, rejects, then trees as the commit marker); return its id."""
+        """Write one commit (the data tables and rejects, then the marker); return its id.
+
+        Raises:
+            ValueError: the batch holds a table the layout does not have.
+        """
+        if unknown := sorted(set(batch) - set(self.layout.tables)):
+            raise ValueError(f"commit: tables {unknown} are not in the layout {sorted(self.layout.tables)}")
         name = f"part-{uuid.uuid4().hex[:16]}.parquet"
-        if batch.pairs:
-            self._write(pa.Table.from_pylist(batch.pairs, schema=PAIR_SCHEMA), "pairs", name)
-        if batch.rejects:
-            self._write(pa.Table.from_pylist(batch.rejects, schema=REJECT_SCHEMA), "rejects", name)
-        self._write(pa.Table.from_pylist(batch.trees, schema=TREE_SCHEMA), "trees", name)
+        for sub in self.layout.data:
+            if batch.get(sub):
+                self._write(pa.Table.from_pylist(batch[sub], schema=self.layout.tables[sub]), sub, name)
+        marker = self.layout.marker
+        self._write(pa.Table.from_pylist(batch.get(marker, []), schema=self.layout.tables[marker]), marker, name)
         return name
 
     def write_input_rejects(self, rows: Iterable[dict[str, Any]], chunk: int = 1024) -> int:
@@ -193,8 +233,10 @@ class OutputStore:
         return pa.concat_tables(tables) if tables else QUEUE_SCHEMA.empty_table()
 
     def read(self, sub: str) -> pa.Table:
-        """All committed rows of ``pairs``, ``trees`` or ``rejects``."""
-        schema = {"pairs": PAIR_SCHEMA, "trees": TREE_SCHEMA, "rejects": REJECT_SCHEMA}[sub]
+        """All committed rows of one of the layout's tables (``pairs``, ``trees`` or ``rejects``)."""
+        if sub not in self.layout.tables:
+            raise ValueError(f"read: {sub!r} is not one of {sorted(self.layout.tables)}")
+        schema = self.layout.tables[sub]
         tables = [pq.read_table(p, filesystem=self.fs, schema=schema) for p in self._parts(sub)]
         return pa.concat_tables(tables) if tables else schema.empty_table()
 

@@ -17,7 +17,10 @@ from typing import Any
 
 from sphere_ray.search import Models, Problem, SearchParams, SphereParams, sphere_search
 
-__all__ = ["ProblemBatchWorker", "ProblemWorker", "problem_to_row", "ramp_delay", "row_to_problem"]
+__all__ = [
+    "BatchWorkerMixin", "ProblemBatchWorker", "ProblemWorker", "RetryingWorker", "problem_to_row", "ramp_delay",
+    "row_to_problem",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +51,88 @@ def ramp_delay(started: int, in_flight: int, ramp_up_s: float) -> float:
     return started * ramp_up_s / in_flight
 
 
-class ProblemWorker:
-    """Callable class for ``Dataset.map``: searches one problem per call.
+class RetryingWorker:
+    """Base of the Ray Data UDFs that work one problem per call: slots, ramp-up and retries.
+
+    A subclass implements :meth:`attempt` (one try at a problem; raises on failure) and :meth:`payload`
+    (the JSON-able result of a successful try). A call returns ``{problem_id, ok, error, attempts,
+    payload}``: ``payload`` is the result as JSON, or the input row when every attempt failed.
+
+    Args:
+        problem_retries: extra attempts for a problem whose attempt raises.
+        retry_delay_s: wait before attempt k+1 is ``retry_delay_s * k`` (time for a replica to be replaced).
+        problems_in_flight / ramp_up_s: this actor's first ``problems_in_flight`` problems start spread over
+            ``ramp_up_s`` seconds (:func:`ramp_delay`), and at most that many run at once.
+    """
+
+    def __init__(self, problem_retries: int = 2, retry_delay_s: float = 30.0, problems_in_flight: int = 1,
+                 ramp_up_s: float = 0.0) -> None:  # fmt: skip
+        self.problem_retries = problem_retries
+        self.retry_delay_s = retry_delay_s
+        self.ramp = (problems_in_flight, ramp_up_s)
+        self.started = 0
+        self._slots: asyncio.Semaphore | None = None  # made on first call, in Ray Data's event loop
+
+    async def attempt(self, problem: Problem) -> Any:
+        """One try at ``problem``; raises on failure."""
+        raise NotImplementedError
+
+    def payload(self, problem: Problem, result: Any, attempts: int, seconds: float) -> dict[str, Any]:
+        """The committed rows of a successful try, as a JSON-able dict."""
+        raise NotImplementedError
+
+    async def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Work one problem; never raises (a failure is a row with ``error`` set).
+
+        At most ``problems_in_flight`` problems run at once in this actor, however Ray Data hands rows over
+        (streamed blocks hold many rows, and Ray Data runs an async UDF's rows concurrently).
+        """
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.ramp[0])
+        async with self._slots:
+            return await self._work(row)
+
+    async def _work(self, row: dict[str, Any]) -> dict[str, Any]:
+        problem = row_to_problem(row)
+        delay = ramp_delay(self.started, *self.ramp)
+        self.started += 1
+        if delay:
+            await asyncio.sleep(delay)
+        start = time.monotonic()
+        for attempt in range(1, self.problem_retries + 2):
+            if attempt > 1:
+                await asyncio.sleep(self.retry_delay_s * (attempt - 1))
+            try:
+                result = await self.attempt(problem)
+            except Exception as e:
+                log.warning("problem %s attempt %d failed: %s: %s", problem.id, attempt, type(e).__name__, e)
+                error = f"{type(e).__name__}: {e}"[:2000]
+                continue
+            payload = json.dumps(self.payload(problem, result, attempt, time.monotonic() - start))
+            return {"problem_id": problem.id, "ok": True, "error": "", "attempts": attempt, "payload": payload}
+        return {"problem_id": problem.id, "ok": False, "error": error, "attempts": attempt, "payload": json.dumps(row)}
+
+
+class ProblemWorker(RetryingWorker):
+    """Callable class for ``Dataset.map``: searches one problem per call (SPHERE).
 
     Args:
         apps: Serve app names: ``policy``, ``prm`` and optionally ``small_policy``.
         params: :class:`SphereParams` fields as a dict (``search`` nested).
-        problem_retries: extra attempts for a problem whose search raises.
-        retry_delay_s: wait before attempt k+1 is ``retry_delay_s * k`` (time for a replica to be replaced).
+        config_hash: recorded in every pair.
         call_timeout_s / call_retries: per model call (see :class:`~sphere_ray.serving.client.ServePolicy`).
-        problems_in_flight / ramp_up_s: this actor's first ``problems_in_flight`` problems start spread over
-            ``ramp_up_s`` seconds (:func:`ramp_delay`).
         affinity: send each problem's calls with its id as Serve session id, so deployments routed by
             Serve's ``ConsistentHashRouter`` keep one problem on one replica.
+        **retrying: :class:`RetryingWorker` arguments.
     """
 
     def __init__(
-        self, apps: dict[str, str | None], params: dict[str, Any], config_hash: str, problem_retries: int = 2,
-        retry_delay_s: float = 30.0, call_timeout_s: float = 600.0, call_retries: int = 3,
-        problems_in_flight: int = 1, ramp_up_s: float = 0.0, affinity: bool = True,
+        self, apps: dict[str, str | None], params: dict[str, Any], config_hash: str, call_timeout_s: float = 600.0,
+        call_retries: int = 3, affinity: bool = True, **retrying: Any,
     ) -> None:  # fmt: skip
         from sphere_ray.serving.client import ServePolicy, ServePRM
+
+        super().__init__(**retrying)
 
         def policy(app: str) -> ServePolicy:
             return ServePolicy(app, timeout_s=call_timeout_s, retries=call_retries)
@@ -81,12 +145,7 @@ class ProblemWorker:
         )
         self.params = SphereParams(**{**params, "search": SearchParams(**params["search"])})
         self.config_hash = config_hash
-        self.problem_retries = problem_retries
-        self.retry_delay_s = retry_delay_s
-        self.ramp = (problems_in_flight, ramp_up_s)
-        self.started = 0
         self.affinity = affinity
-        self._slots: asyncio.Semaphore | None = None  # made on first call, in Ray Data's event loop
 
     def _models_for(self, problem: Problem) -> Models:
         """The clients one problem's search uses; with affinity every call carries the problem id as session."""
@@ -96,37 +155,12 @@ class ProblemWorker:
         small = m.small_policy.for_session(sid) if m.small_policy else None
         return dataclasses.replace(m, policy=m.policy.for_session(sid), prm=m.prm.for_session(sid), small_policy=small)
 
-    async def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Search one problem; never raises (a failure is a row with ``error`` set).
+    async def attempt(self, problem: Problem) -> Any:
+        """The SPHERE search of ``problem``."""
+        return await sphere_search(problem, self._models_for(problem), self.params)
 
-        At most ``problems_in_flight`` searches run at once in this actor, however Ray Data hands rows over
-        (streamed blocks hold many rows, and Ray Data runs an async UDF's rows concurrently).
-        """
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.ramp[0])
-        async with self._slots:
-            return await self._search(row)
-
-    async def _search(self, row: dict[str, Any]) -> dict[str, Any]:
-        problem = row_to_problem(row)
-        delay = ramp_delay(self.started, *self.ramp)
-        self.started += 1
-        if delay:
-            await asyncio.sleep(delay)
-        start = time.monotonic()
-        for attempt in range(1, self.problem_retries + 2):
-            if attempt > 1:
-                await asyncio.sleep(self.retry_delay_s * (attempt - 1))
-            try:
-                result = await sphere_search(problem, self._models_for(problem), self.params)
-            except Exception as e:
-                log.warning("problem %s attempt %d failed: %s: %s", problem.id, attempt, type(e).__name__, e)
-                error = f"{type(e).__name__}: {e}"[:2000]
-                continue
-            return self._ok(result, attempt, time.monotonic() - start)
-        return {"problem_id": problem.id, "ok": False, "error": error, "attempts": attempt, "payload": json.dumps(row)}
-
-    def _ok(self, result: Any, attempts: int, seconds: float) -> dict[str, Any]:
+    def payload(self, problem: Problem, result: Any, attempts: int, seconds: float) -> dict[str, Any]:
+        """``{tree: TREE_SCHEMA row, pairs: [PAIR_SCHEMA rows]}``."""
         pairs = [{**dataclasses.asdict(p), "pair_id": p.pair_id, "config_hash": self.config_hash} for p in result.pairs]
         c = result.counters
         tree = {
@@ -136,22 +170,25 @@ class ProblemWorker:
             "prm_seconds": c.prm_seconds, "attempts": attempts,
             "trees_json": json.dumps([t.to_dict() for t in result.trees]),
         }  # fmt: skip
-        payload = json.dumps({"tree": tree, "pairs": pairs})
-        return {"problem_id": result.problem.id, "ok": True, "error": "", "attempts": attempts, "payload": payload}
+        return {"tree": tree, "pairs": pairs}
 
 
-class ProblemBatchWorker(ProblemWorker):
-    """:class:`ProblemWorker` over a whole Ray Data block: its rows are searched concurrently.
+class BatchWorkerMixin:
+    """A :class:`RetryingWorker` over a whole Ray Data block: its rows are worked concurrently.
 
-    Used when the job streams its queue from Parquet: a block holds one queue part, and searching its rows
+    Used when the job streams its queue from Parquet: a block holds one queue part, and working its rows
     together (still at most ``problems_in_flight`` at once) avoids Ray Data's in-order row reassembly
     holding finished problems behind a slow one. Input: a ``pyarrow.Table`` of ``QUEUE_SCHEMA`` rows;
-    output: one result row per input row (columns as :meth:`ProblemWorker.__call__` returns).
+    output: one result row per input row (columns as :meth:`RetryingWorker.__call__` returns).
     """
 
-    async def __call__(self, batch: Any) -> Any:  # type: ignore[override]
-        """Search every problem of ``batch``; return their result rows as a ``pyarrow.Table``."""
+    async def __call__(self, batch: Any) -> Any:
+        """Work every problem of ``batch``; return their result rows as a ``pyarrow.Table``."""
         import pyarrow as pa
 
-        rows = await asyncio.gather(*(super(ProblemBatchWorker, self).__call__(r) for r in batch.to_pylist()))
+        rows = await asyncio.gather(*(super(BatchWorkerMixin, self).__call__(r) for r in batch.to_pylist()))
         return pa.Table.from_pylist(list(rows))
+
+
+class ProblemBatchWorker(BatchWorkerMixin, ProblemWorker):
+    """:class:`ProblemWorker` over a whole Ray Data block (:class:`BatchWorkerMixin`)."""

@@ -1,0 +1,130 @@
+"""The Phase-1 SFT data job: problems -> multi-turn dialogues over Serve with Ray Data -> filtered Parquet.
+
+The generation job's skeleton (:mod:`sphere_ray.generation.job`): stage the problems not yet done in
+``output_dir`` (resume) as a Parquet queue, optionally deploy the Serve apps, stream the queue through a
+Ray Data actor pool (:class:`~sphere_ray.dialogue.worker.DialogueWorker`: the dialogues of one problem,
+graded and filtered), commit every ``commit_every`` problems, and write a summary with the acceptance
+rate per rule and per template. Tables: :mod:`sphere_ray.dialogue.worker`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import time
+from typing import Any
+
+from sphere_ray.config import config_hash
+from sphere_ray.dialogue.config import SftDataJobConfig
+from sphere_ray.dialogue.filters import acceptance
+from sphere_ray.dialogue.templates import BEHAVIOURS
+from sphere_ray.dialogue.worker import SFT_DATA, DialogueBatchWorker, DialogueWorker
+from sphere_ray.generation.job import commit_results, failure_reject, map_queue, open_run, retrying_args
+from sphere_ray.generation.store import Batch, OutputStore
+
+__all__ = ["run_sft_data_job", "summarize"]
+
+log = logging.getLogger(__name__)
+
+
+def run_sft_data_job(cfg: SftDataJobConfig) -> dict[str, Any]:
+    """Run the job on the connected (or a new local) Ray cluster; return the summary."""
+    start = time.monotonic()
+    store, queue = open_run(cfg, SFT_DATA)
+    progress = _Progress(queue.todo, cfg.progress_every_s)
+    if queue.todo:
+        worker_args = {
+            "policy_app": cfg.policy_app, "params": dataclasses.asdict(cfg.dialogue_params()),
+            "filters": dataclasses.asdict(cfg.filter_config()), "templates": cfg.templates,
+            "behaviours": cfg.behaviours, "config_hash": config_hash(cfg), "system_prompt": cfg.system_prompt,
+            "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries, "affinity": cfg.affinity,
+            **retrying_args(cfg),
+        }  # fmt: skip
+        results = map_queue(cfg, queue, store, (DialogueWorker, DialogueBatchWorker), worker_args)
+        commit_results(cfg, results, store, progress.collect)
+    summary = summarize(store, queue.problems, time.monotonic() - start, progress)
+    store.write_json("summary.json", summary)
+    return summary
+
+
+class _Progress:
+    """Console progress: problems done/total, samples kept/drawn, tokens/s."""
+
+    def __init__(self, total: int, every_s: float) -> None:
+        self.total, self.every_s = total, every_s
+        self.done = self.failed = self.samples = self.kept = self.tokens = 0
+        self.start = self.last = time.monotonic()
+
+    def collect(self, row: dict[str, Any], payload: dict[str, Any], batch: Batch) -> None:
+        """Add one result row to ``batch`` and count it."""
+        self.done += 1
+        if row["ok"]:
+            for table, rows in payload.items():
+                batch[table].extend(rows)
+            (p,) = payload["problems"]
+            self.samples += p["samples"]
+            self.kept += p["kept"]
+            self.tokens += p["generated_tokens"]
+        else:
+            self.failed += 1
+            batch["rejects"].append(failure_reject(row, payload, "dialogue"))
+        now = time.monotonic()
+        if now - self.last >= self.every_s or self.done == self.total:
+            self.last = now
+            log.info(
+                "progress %d/%d problems (%d failed), %d/%d samples kept, %.1f tok/s",
+                self.done, self.total, self.failed, self.kept, self.samples, self.tokens / max(now - self.start, 1e-9),
+            )  # fmt: skip
+
+
+def _sample_rejects(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rejects rows that are dropped samples (their ``raw`` holds the failed rules)."""
+    out = []
+    for r in rejects:
+        try:
+            raw = json.loads(r["raw"])
+        except (TypeError, ValueError):
+            continue
+        if isinstance(raw, dict) and "reasons" in raw and r["row"] is not None:
+            out.append(raw)
+    return out
+
+
+def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _Progress) -> dict[str, Any]:
+    """Totals over everything committed in the folder (all runs), plus this run's rate.
+
+    Keys: problems, samples, kept, ``acceptance`` (overall, ``by_filter``, ``by_template``), accuracy of the
+    first and last turns, error-correction chains, turns and tokens of kept samples, behaviour cues per kept
+    answer (turns after the first), problem failures and input rejects.
+    """
+    from sphere_ray.dialogue.filters import FILTER_NAMES
+
+    problems = store.read("problems").to_pylist()
+    kept = store.read("sft").select(["template_ids", "turns", "tokens", "corrected", "behaviour_counts"]).to_pylist()
+    rejects = store.read("rejects").select(["row", "reason", "raw", "problem_id"]).to_pylist()
+    dropped = _sample_rejects(rejects)
+    samples = sum(p["samples"] for p in problems)
+    rows = [(k["template_ids"], []) for k in kept] + [(d.get("template_ids") or [], d["reasons"]) for d in dropped]
+    failed = [r for r in rejects if r["reason"].startswith("dialogue failed")]
+    return {
+        "problems_in_input": num_problems, "problems_done": len(problems), "samples": samples, "kept": len(kept),
+        "acceptance": acceptance(rows, FILTER_NAMES),
+        "first_turn_accuracy": _ratio(sum(p["first_correct"] for p in problems), samples),
+        "final_turn_accuracy": _ratio(sum(p["final_correct"] for p in problems), samples),
+        "error_correction_chains": sum(p["corrected"] for p in problems),
+        "kept_error_correction_chains": sum(k["corrected"] for k in kept),
+        "kept_turns": dict(collections.Counter(k["turns"] for k in kept)),
+        "kept_mean_tokens": _ratio(sum(k["tokens"] for k in kept), len(kept)),
+        "kept_behaviour_cues_per_answer": {b: _ratio(sum(k["behaviour_counts"][b] for k in kept), len(kept))
+                                           for b in BEHAVIOURS},
+        "problems_never_solved": sum(p["final_correct"] == 0 for p in problems),
+        "problem_failures": len(failed), "generated_tokens": sum(p["generated_tokens"] for p in problems),
+        "this_run": {"problems": progress.done, "failed": progress.failed, "wall_seconds": round(seconds, 2),
+                     "tokens_per_second": round(progress.tokens / seconds, 2) if seconds else None},
+    }  # fmt: skip
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None

@@ -1,0 +1,138 @@
+"""The Phase-1 job's Ray Data UDF and its output tables: one problem in, its dialogues filtered out.
+
+Output folder (:class:`~sphere_ray.generation.store.OutputStore` with layout ``SFT_DATA``)::
+
+    sft/             kept samples, TRL conversational prompt-completion: ``prompt`` (the user turn),
+                     ``completion`` (one assistant message: the turns merged, only the last answer boxed)
+    sft_multiturn/   the same samples as TRL conversational ``messages`` (every turn)
+    rejects/         dropped samples (``row`` = sample index, ``reason`` = every failed rule) and failed problems
+    problems/        one row per finished problem (the commit marker): samples, kept, correct first/last
+
+Every sample row carries provenance: ``problem_id``, ``sample``, ``source``, ``template_ids``,
+``behaviours`` (asked for), ``turns``, ``answers`` and ``correct`` per turn, ``corrected`` (wrong then
+right), ``tokens``, ``behaviour_counts`` (cue detector, all turns after the first) and ``config_hash``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from sphere_ray.dialogue.behaviours import behaviour_counts
+from sphere_ray.dialogue.dialogue import DialogueParams, run_dialogues
+from sphere_ray.dialogue.filters import FilterConfig, check
+from sphere_ray.dialogue.sample import Dialogue, conversation, merged_completion
+from sphere_ray.dialogue.templates import BEHAVIOURS, load_templates
+from sphere_ray.generation.store import REJECT_SCHEMA, Layout
+from sphere_ray.generation.worker import BatchWorkerMixin, RetryingWorker
+from sphere_ray.search.types import Problem
+
+__all__ = ["SFT_DATA", "DialogueBatchWorker", "DialogueWorker"]
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+PROVENANCE = [
+    pa.field("problem_id", pa.string(), nullable=False),
+    pa.field("sample", pa.int32(), nullable=False),
+    pa.field("source", pa.string()),
+    pa.field("template_ids", pa.list_(pa.string())),
+    pa.field("behaviours", pa.list_(pa.string())),
+    pa.field("turns", pa.int32()),
+    pa.field("answers", pa.list_(pa.string())),
+    pa.field("correct", pa.list_(pa.bool_())),
+    pa.field("corrected", pa.bool_()),
+    pa.field("tokens", pa.int64()),
+    pa.field("behaviour_counts", pa.struct([(b, pa.int32()) for b in BEHAVIOURS])),
+    pa.field("config_hash", pa.string()),
+]
+SFT_SCHEMA = pa.schema([pa.field("prompt", MESSAGES), pa.field("completion", MESSAGES), *PROVENANCE])
+MULTITURN_SCHEMA = pa.schema([pa.field("messages", MESSAGES), *PROVENANCE])
+PROBLEM_SCHEMA = pa.schema(
+    [
+        pa.field("problem_id", pa.string(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("samples", pa.int32()),
+        pa.field("kept", pa.int32()),
+        pa.field("first_correct", pa.int32()),
+        pa.field("final_correct", pa.int32()),
+        pa.field("corrected", pa.int32()),
+        pa.field("generated_tokens", pa.int64()),
+        pa.field("seconds", pa.float64()),
+        pa.field("attempts", pa.int32()),
+    ]
+)
+SFT_DATA = Layout(
+    "problems",
+    {"sft": SFT_SCHEMA, "sft_multiturn": MULTITURN_SCHEMA, "rejects": REJECT_SCHEMA, "problems": PROBLEM_SCHEMA},
+)
+
+
+class DialogueWorker(RetryingWorker):
+    """Callable class for ``Dataset.map``: the dialogues of one problem per call, filtered into rows.
+
+    Args:
+        policy_app: Serve app of the model.
+        params: :class:`DialogueParams` fields.
+        filters: :class:`FilterConfig` fields.
+        templates / behaviours: the template pool (:func:`load_templates`).
+        config_hash / system_prompt: recorded in the rows.
+        call_timeout_s / call_retries / affinity: as :class:`~sphere_ray.generation.worker.ProblemWorker`'s.
+        **retrying: :class:`RetryingWorker` arguments.
+    """
+
+    def __init__(
+        self, policy_app: str, params: dict[str, Any], filters: dict[str, Any], templates: str | None,
+        behaviours: list[str] | None, config_hash: str, system_prompt: str | None = None,
+        call_timeout_s: float = 600.0, call_retries: int = 3, affinity: bool = True, **retrying: Any,
+    ) -> None:  # fmt: skip
+        from sphere_ray.serving.client import ServePolicy
+
+        super().__init__(**retrying)
+        self.policy = ServePolicy(policy_app, timeout_s=call_timeout_s, retries=call_retries)
+        self.params, self.filters = DialogueParams(**params), FilterConfig(**filters)
+        self.pool = load_templates(templates, behaviours)
+        self.config_hash, self.system_prompt, self.affinity = config_hash, system_prompt, affinity
+
+    async def attempt(self, problem: Problem) -> list[Dialogue]:
+        """The problem's dialogues (one problem's calls share one replica under affinity)."""
+        policy = self.policy.for_session(problem.id) if self.affinity else self.policy
+        return await run_dialogues(policy, problem, self.pool, self.params)
+
+    def payload(self, problem: Problem, result: list[Dialogue], attempts: int, seconds: float) -> dict[str, Any]:
+        """``{problems: [marker row], sft: [...], sft_multiturn: [...], rejects: [...]}``."""
+        out: dict[str, list] = {"sft": [], "sft_multiturn": [], "rejects": []}
+        for d in result:
+            reasons = check(d, self.filters)
+            prov = self._provenance(d, problem)
+            if reasons:
+                raw = json.dumps({"reasons": reasons, **{k: prov[k] for k in ("template_ids", "answers", "correct")},
+                                  "completion": merged_completion(d)[:1500]})  # fmt: skip
+                out["rejects"].append({"problem_id": problem.id, "source": problem.source, "row": d.sample,
+                                       "reason": "; ".join(reasons)[:2000], "raw": raw})  # fmt: skip
+                continue
+            messages = conversation(d, self.system_prompt)
+            head = messages[: 2 if self.system_prompt else 1]
+            completion = [{"role": "assistant", "content": merged_completion(d)}]
+            out["sft"].append({"prompt": head, "completion": completion, **prov})
+            out["sft_multiturn"].append({"messages": messages, **prov})
+        out["problems"] = [{
+            "problem_id": problem.id, "source": problem.source, "samples": len(result), "kept": len(out["sft"]),
+            "first_correct": sum(d.correct[0] for d in result), "final_correct": sum(d.correct[-1] for d in result),
+            "corrected": sum(d.corrected for d in result), "generated_tokens": sum(d.tokens for d in result),
+            "seconds": seconds, "attempts": attempts,
+        }]  # fmt: skip
+        return out
+
+    def _provenance(self, d: Dialogue, problem: Problem) -> dict[str, Any]:
+        later = "\n\n".join(t.text for t in d.turns[1:])
+        return {
+            "problem_id": d.problem_id, "sample": d.sample, "source": problem.source, "template_ids": d.template_ids,
+            "behaviours": [t.behaviour for t in d.turns[1:] if t.behaviour], "turns": len(d.turns),
+            "answers": [a or "" for a in d.answers], "correct": d.correct, "corrected": d.corrected,
+            "tokens": d.tokens, "behaviour_counts": behaviour_counts(later), "config_hash": self.config_hash,
+        }  # fmt: skip
+
+
+class DialogueBatchWorker(BatchWorkerMixin, DialogueWorker):
+    """:class:`DialogueWorker` over a whole Ray Data block (:class:`BatchWorkerMixin`)."""
