@@ -48,9 +48,6 @@ class SftDataJobConfig(ProblemJobOptions):
 
     def dialogue_params(self) -> DialogueParams:
         """The dialogue's sampling (raises ``ValueError`` naming a bad field)."""
-        for name in ("samples", "max_turns", "max_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.top_p <= 1 or self.temperature < 0:
             raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
         return DialogueParams(self.samples, self.max_turns, self.temperature, self.top_p, self.max_tokens, self.seed)

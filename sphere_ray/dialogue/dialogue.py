@@ -53,8 +53,9 @@ class DialogueParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.samples < 1 or self.max_turns < 1 or self.max_tokens < 1:
-            raise ValueError(f"samples, max_turns and max_tokens must be >= 1: {self}")
+        for name in ("samples", "max_turns", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 def _seed(problem_id: str, turn: int, base: int) -> int:

@@ -21,6 +21,7 @@ class ProblemJobOptions:
     limit: int | None = option(None, "use at most this many problems (null: all)")
     output_dir: str = option("outputs/generate", "output folder or URI; a rerun resumes it", hashed=False)
     start_serve: bool = option(True, "deploy the Serve apps from serve_configs (false: use running apps)")
+    serve_configs: list[str] = field(default_factory=list, metadata={"help": "Serve YAML files to deploy"})
     serve_overrides: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "per-app args overrides, e.g. {policy: {model: ...}}", "hashed": True}
     )
@@ -90,7 +91,7 @@ class ProblemJobOptions:
                 SimOptions.model_validate(self.sim)
             except ValidationError as e:
                 raise ValueError(f"sim: {e.errors()[0]['loc']} {e.errors()[0]['msg']}") from e
-        if self.start_serve and not getattr(self, "serve_configs", None):
+        if self.start_serve and not self.serve_configs:
             raise ValueError("serve_configs must name at least one YAML file when start_serve is true")
 
 
