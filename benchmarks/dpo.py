@@ -93,7 +93,7 @@ def plain(args, pairs: Path, out: Path, same_settings: bool) -> dict:
     model_path = ensure_smollm2()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     table = load_pair_splits(str(pairs), tokenizer, cfg.max_length, 0.0).train
-    training_args = cfg.training_args(str(out), train_pairs=len(table))
+    training_args = cfg.training_args(str(out), train_rows=len(table))
     if not same_settings:  # TRL's defaults
         table, training_args.train_sampling_strategy = table.select(["prompt", "chosen", "rejected"]), "random"
         training_args.precompute_ref_log_probs = False
@@ -136,7 +136,7 @@ def job(args, pairs: Path, out: Path) -> dict:
         ray.shutdown()
     history = json.loads((out / "metrics.json").read_text())
     last = summary["last_metrics"]
-    precompute = job_config(args, pairs, out).training_args(str(out), train_pairs=args.pairs).precompute_ref_log_probs
+    precompute = job_config(args, pairs, out).training_args(str(out), train_rows=args.pairs).precompute_ref_log_probs
     return {"tokens": max(h.get("num_tokens", 0) for h in history), "train_seconds": last["train_seconds"],
             "peak_rss_mb": last["peak_rss_mb"], "job_wall_seconds": wall, "precompute": precompute}  # fmt: skip
 

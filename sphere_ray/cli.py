@@ -4,6 +4,7 @@
     sphere-ray generate --config recipes/generate_smollm2.yaml             SPHERE pairs (Ray Data over Serve)
     sphere-ray train    --config recipes/dpo_smollm2.yaml                  DPO (TRL + PEFT on Ray Train)
     sphere-ray sft-data --config recipes/sft_data_smollm2.yaml             Dual-Phase SFT data (multi-turn dialogues)
+    sphere-ray train-sft --config recipes/sft_smollm2.yaml                 SFT (TRL + PEFT on Ray Train)
     sphere-ray evaluate --config recipes/eval_smollm2.yaml                 Pass@1 and self-correction
     sphere-ray run      --config recipes/pipeline_smollm2.yaml [--rounds K] all of it, then a report
     sphere-ray cluster  up|down|status|env [--workers 2 --gpus_per_worker 4]  a fake multi-node GPU cluster here
@@ -23,6 +24,7 @@ STAGES = {
     "generate": "jobs.generate",
     "train": "jobs.train_dpo",
     "sft-data": "jobs.sft_data",
+    "train-sft": "jobs.train_sft",
     "evaluate": "jobs.evaluate",
     "run": "jobs.pipeline",
     "cluster": "jobs.cluster",

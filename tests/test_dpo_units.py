@@ -163,7 +163,7 @@ def test_empty_and_unusable_and_missing_pairs_are_clear_errors(tmp_path):
 def test_reference_is_precomputed_when_training_sees_a_pair_more_than_once():
     def precompute(train_pairs: int, **over) -> bool:
         cfg = DPOJobConfig(**over)
-        return cfg.training_args("/tmp/x", hardware_checks=False, train_pairs=train_pairs).precompute_ref_log_probs
+        return cfg.training_args("/tmp/x", hardware_checks=False, train_rows=train_pairs).precompute_ref_log_probs
 
     assert precompute(100) and not precompute(100, num_train_epochs=1)  # the paper's 10 epochs vs one
     assert precompute(32, max_steps=16, per_device_train_batch_size=4)  # 64 pair passes over 32 pairs
@@ -190,7 +190,7 @@ def test_length_sorted_reference_pass_gives_each_pair_trls_log_probs(tiny_policy
     table, _ = clean_pairs(_table(rows), tokenizer, max_length=256)
     assert table.column("length").to_pylist() != sorted(table.column("length").to_pylist())  # the sort reorders
     cfg = DPOJobConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, eval_fraction=0.0)
-    args = cfg.training_args(str(tmp_path), hardware_checks=False, train_pairs=table.num_rows)
+    args = cfg.training_args(str(tmp_path), hardware_checks=False, train_rows=table.num_rows)
     assert args.precompute_ref_log_probs  # ten epochs
 
     def reference(trainer_class: type) -> dict[str, tuple[float, float]]:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cli_lists_every_stage(capsys):
-    assert set(STAGES) == {"serve", "generate", "train", "sft-data", "evaluate", "run", "cluster"}
+    assert set(STAGES) == {"serve", "generate", "train", "sft-data", "train-sft", "evaluate", "run", "cluster"}
     usage = capsys.readouterr().err if cli_main(["--help"]) == 0 else ""
     assert all(f"sphere-ray {stage}" in usage for stage in STAGES)
     assert cli_main(["fly"]) == 2 and "unknown command" in capsys.readouterr().err

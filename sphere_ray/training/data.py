@@ -1,8 +1,11 @@
-"""Pairs for DPO: read the pairs Parquet, drop unusable pairs with counts, split by problem.
+"""Training data: read the Parquet, drop unusable rows with counts, split by problem.
 
-The pairs are read as they are written by the generation job (:data:`sphere_ray.pairs.PAIR_SCHEMA`,
-TRL's standard preference format): no column mapping. Unusable pairs are dropped and counted, never
-fatal; an empty result is a clear error.
+* DPO pairs, as the generation job writes them (:data:`sphere_ray.pairs.PAIR_SCHEMA`, TRL's
+  preference format).
+* SFT samples (:func:`load_sft_splits`), as the SFT data job writes them: TRL's conversational
+  prompt/completion (``sft/``) or messages (``sft_multiturn/``); plain-text prompt/completion also reads.
+
+No column mapping. Unusable rows are dropped and counted, never fatal; an empty result is a clear error.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import pyarrow.compute as pc
 
 from sphere_ray.pairs import read_pairs
 
-__all__ = ["LENGTH_COLUMN", "TRL_COLUMNS", "PairSplits", "clean_pairs", "load_pair_splits", "split_by_problem"]
+__all__ = [
+    "LENGTH_COLUMN", "TRL_COLUMNS", "TrainSplits", "clean_pairs", "load_pair_splits", "make_splits",
+    "split_by_problem",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -28,32 +34,35 @@ LENGTH_COLUMN = "length"
 
 
 @dataclass
-class PairSplits:
-    """Train and eval pairs (``TRL_COLUMNS`` + ``problem_id`` + ``length``) and what was dropped.
+class TrainSplits:
+    """Train and eval rows and what was dropped.
 
     Attributes:
-        train: training pairs.
-        eval: held-out pairs (whole problems), or ``None`` when eval is off.
-        dropped: reason -> number of pairs dropped.
-        total: pairs read.
+        train: training rows: DPO ``TRL_COLUMNS`` + ``problem_id`` + ``length``; SFT its TRL columns.
+        eval: held-out rows (whole problems), or ``None`` when eval is off.
+        dropped: reason -> number of rows dropped.
+        total: rows read.
+        unit: what a row is (``pairs``, ``samples``), for the summary's keys.
+        problems: problems in ``train``.
     """
 
     train: pa.Table
     eval: pa.Table | None
     dropped: dict[str, int] = field(default_factory=dict)
     total: int = 0
+    unit: str = "pairs"
+    problems: int = 0
 
     def summary(self) -> dict[str, Any]:
-        """Counts for logs and the job summary."""
-        problems = len(set(self.train.column("problem_id").to_pylist()))
+        """Counts for logs and the job summary: ``{unit}_read``, ``dropped``, ``train_{unit}``, ..."""
         eval_rows = self.eval.num_rows if self.eval is not None else 0
-        return {"pairs_read": self.total, "dropped": self.dropped, "train_pairs": self.train.num_rows,
-                "train_problems": problems, "eval_pairs": eval_rows}  # fmt: skip
+        return {f"{self.unit}_read": self.total, "dropped": self.dropped, f"train_{self.unit}": self.train.num_rows,
+                "train_problems": self.problems, f"eval_{self.unit}": eval_rows}  # fmt: skip
 
 
 def load_pair_splits(
     path: str, tokenizer: Any, max_length: int | None, eval_fraction: float, seed: int = 0
-) -> PairSplits:
+) -> TrainSplits:
     """Read, clean and split the pairs at ``path`` (file, folder or pyarrow URI).
 
     Raises:
@@ -66,12 +75,27 @@ def load_pair_splits(
     if table.num_rows == 0:
         raise ValueError(f"pairs: {path!r} holds no pairs (did the generation job produce any?)")
     kept, dropped = clean_pairs(table.select([*TRL_COLUMNS, "problem_id"]), tokenizer, max_length)
+    return make_splits(kept, dropped, table.num_rows, f"pairs: {path!r}", eval_fraction, seed)
+
+
+def make_splits(
+    kept: pa.Table, dropped: dict[str, int], total: int, source: str, eval_fraction: float, seed: int,
+    unit: str = "pairs", columns: list[str] | None = None,
+) -> TrainSplits:  # fmt: skip
+    """Log what was dropped, split the kept rows by problem and keep ``columns`` (``None``: all).
+
+    Raises:
+        ValueError: no row kept (``source`` names the data), or too few problems for the eval split.
+    """
     for reason, n in dropped.items():
-        log.warning("dropped %d of %d pairs: %s", n, table.num_rows, reason)
+        log.warning("%s: dropped %d of %d %s: %s", source, n, total, unit, reason)
     if kept.num_rows == 0:
-        raise ValueError(f"pairs: none of the {table.num_rows} pairs in {path!r} is usable (dropped: {dropped})")
+        raise ValueError(f"{source}: none of the {total} {unit} is usable (dropped: {dropped})")
     train, held_out = split_by_problem(kept, eval_fraction, seed)
-    return PairSplits(train=train, eval=held_out, dropped=dropped, total=table.num_rows)
+    problems = len(set(train.column("problem_id").to_pylist()))
+    if columns is not None:
+        train, held_out = train.select(columns), held_out.select(columns) if held_out is not None else None
+    return TrainSplits(train=train, eval=held_out, dropped=dropped, total=total, unit=unit, problems=problems)
 
 
 def clean_pairs(table: pa.Table, tokenizer: Any, max_length: int | None) -> tuple[pa.Table, dict[str, int]]:

@@ -1,12 +1,16 @@
-"""The DPO job: pairs Parquet -> Ray Train ``TorchTrainer`` (TRL DPO + LoRA) -> adapter, merged model.
+"""The training jobs: Parquet -> Ray Train ``TorchTrainer`` (TRL DPO or SFT + LoRA) -> adapter, merged model.
 
-Driver: read, clean and split the pairs (:mod:`sphere_ray.training.data`), put them in the object
-store, run the workers (:mod:`sphere_ray.training.worker`), then export from the best Ray Train
-checkpoint (lowest ``eval_loss``; the latest when eval is off):
+* :func:`run_dpo_job`: SPHERE's preference pairs -> DPO.
+* :func:`run_sft_job`: Dual-Phase SFT samples -> SFT (loss on the completion, packed sequences).
+
+Both are :func:`run_train_job`: read, clean and split the rows (:mod:`sphere_ray.training.data`,
+:mod:`sphere_ray.training.samples`), put them in the object store, run the workers
+(:mod:`sphere_ray.training.worker`), then export from the best Ray Train checkpoint (lowest
+``eval_loss``; the latest when eval is off):
 
 ``<output_dir>/adapter/``   the LoRA adapter (PEFT format) and tokenizer
 ``<output_dir>/merged/``    base + adapter, a plain model folder vLLM and the Serve apps load (``merge: true``)
-``<output_dir>/metrics.json``  TRL's log history: loss, rewards/margins, rewards/accuracies, eval_loss per log step
+``<output_dir>/metrics.json``  TRL's log history: loss, eval_loss (DPO: rewards/*; SFT: mean_token_accuracy) per step
 ``<output_dir>/summary.json``  data counts, best checkpoint, timings, lineage
 """
 
@@ -16,17 +20,18 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sphere_ray.config import config_hash
 from sphere_ray.files import write_json
 from sphere_ray.generation.lineage import git_sha, package_versions
-from sphere_ray.training.config import DPOJobConfig
+from sphere_ray.training.config import DPOJobConfig, SFTJobConfig, TrainJobOptions
 from sphere_ray.training.data import load_pair_splits
 from sphere_ray.training.export import export_adapter, merge_adapter
 
-__all__ = ["WORKER_ENV", "run_dpo_job", "trainer_log_history"]
+__all__ = ["WORKER_ENV", "run_dpo_job", "run_sft_job", "run_train_job", "trainer_log_history"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +43,33 @@ as in a plain script) measured 60 -> 80 tokens/s for SmolLM2 DPO on 2 cores (``b
 
 
 def run_dpo_job(cfg: DPOJobConfig) -> dict[str, Any]:
-    """Train on the connected (or a new local) Ray cluster; return the summary.
+    """DPO on the pairs at ``cfg.pairs``; the summary (:func:`run_train_job`).
 
     Raises:
         ValueError: unreadable or empty pairs (see :func:`~sphere_ray.training.data.load_pair_splits`).
+    """
+    return run_train_job(cfg, lambda tok: load_pair_splits(cfg.pairs, tok, cfg.max_length, cfg.eval_fraction,
+                                                           cfg.split_seed))  # fmt: skip
+
+
+def run_sft_job(cfg: SFTJobConfig) -> dict[str, Any]:
+    """SFT on the samples at ``cfg.data``; the summary (:func:`run_train_job`).
+
+    Raises:
+        ValueError: unreadable or empty samples (see :func:`~sphere_ray.training.samples.load_sft_splits`).
+    """
+    from sphere_ray.training.samples import load_sft_splits
+
+    return run_train_job(cfg, lambda tok: load_sft_splits(cfg.data, tok, cfg.max_length, cfg.eval_fraction,
+                                                          cfg.split_seed))  # fmt: skip
+
+
+def run_train_job(cfg: TrainJobOptions, load: Callable[[Any], Any]) -> dict[str, Any]:
+    """Train on the connected (or a new local) Ray cluster; write the outputs and return the summary.
+
+    Args:
+        cfg: the job's config.
+        load: tokenizer -> :class:`~sphere_ray.training.data.TrainSplits`.
     """
     import ray
     from transformers import AutoTokenizer
@@ -52,8 +80,8 @@ def run_dpo_job(cfg: DPOJobConfig) -> dict[str, Any]:
         ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}))
     start = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model))
-    splits = load_pair_splits(cfg.pairs, tokenizer, cfg.max_length, cfg.eval_fraction, cfg.split_seed)
-    log.info("pairs: %s", splits.summary())
+    splits = load(tokenizer)
+    log.info("%s data: %s", cfg.METHOD, splits.summary())
     result = _fit(cfg, splits)
     out = Path(cfg.output_dir)
     best, best_metrics = _best_checkpoint(result, has_eval=splits.eval is not None)
@@ -72,7 +100,7 @@ def run_dpo_job(cfg: DPOJobConfig) -> dict[str, Any]:
     return summary
 
 
-def _fit(cfg: DPOJobConfig, splits: Any) -> Any:
+def _fit(cfg: TrainJobOptions, splits: Any) -> Any:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -114,13 +142,13 @@ def _best_checkpoint(result: Any, has_eval: bool) -> tuple[Any, dict[str, Any]]:
 
 
 def trainer_log_history(checkpoint: Any) -> list[dict[str, Any]]:
-    """TRL's log history (loss, rewards/*, eval_*) from a checkpoint's ``trainer_state.json``."""
+    """TRL's log history (loss, eval_*, the trainer's metrics) from a checkpoint's ``trainer_state.json``."""
     with checkpoint.as_directory() as d:
         state = json.loads((Path(d) / "checkpoint" / "trainer_state.json").read_text())
     return state["log_history"]
 
 
-def _lineage(cfg: DPOJobConfig) -> dict[str, Any]:
+def _lineage(cfg: TrainJobOptions) -> dict[str, Any]:
     config = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     return {
         "config": json.loads(json.dumps(config, default=str)), "config_hash": config_hash(cfg),

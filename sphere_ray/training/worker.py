@@ -1,7 +1,9 @@
-"""What each Ray Train worker runs: TRL's DPOTrainer with a PEFT LoRA adapter (optionally DeepSpeed).
+"""What each Ray Train worker runs: the job's TRL trainer (DPO or SFT) with a PEFT LoRA adapter (optionally DeepSpeed).
 
-With LoRA the reference model is the base model with the adapter disabled (TRL does this when it
-is given a ``peft_config`` and no ``ref_model``): no second copy of the weights. Checkpoints go to
+The job's config names its trainer (:meth:`~sphere_ray.training.config.TrainJobOptions.trainer`); the
+rest is one path: process group, DeepSpeed, model and tokenizer, LoRA, checkpoints, resume. For DPO the
+reference model is the base model with the adapter disabled (TRL does this when it is given a
+``peft_config`` and no ``ref_model``): no second copy of the weights. Checkpoints go to
 Ray Train through ``RayTrainReportCallback`` (scored by ``eval_loss``); a restarted worker group,
 or a rerun with the same storage and run name, resumes from the latest one.
 """
@@ -17,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_trainer", "dpo_trainer_class", "peak_memory_mb", "train_loop_per_worker"]
+__all__ = ["build_trainer", "dpo_trainer_class", "peak_memory_mb", "sft_trainer_class", "train_loop_per_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +28,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train entry point.
 
     Args:
-        config: ``cfg`` (:class:`~sphere_ray.training.config.DPOJobConfig`), ``train`` and ``eval``
-            (object refs of pyarrow tables with ``prompt``/``chosen``/``rejected``; ``eval`` may be None).
+        config: ``cfg`` (a :class:`~sphere_ray.training.config.TrainJobOptions` job config), ``train`` and
+            ``eval`` (object refs of pyarrow tables in the trainer's TRL format; ``eval`` may be None).
     """
     import ray
     import ray.train
 
     cfg = config["cfg"]
     train, held_out = ray.get(config["train"]), (ray.get(config["eval"]) if config["eval"] is not None else None)
-    local_dir = tempfile.mkdtemp(prefix=f"sphere-dpo-{cfg.run_name}-")
+    local_dir = tempfile.mkdtemp(prefix=f"sphere-{cfg.run_name}-")
     try:
         resume, step = _restore(ray.train.get_checkpoint(), local_dir)
         trainer = build_trainer(cfg, train, held_out, local_dir, resumed_from_step=step)
@@ -44,7 +46,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
 
 def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_from_step: int = 0) -> Any:
-    """TRL ``DPOTrainer`` over the tables, LoRA from ``cfg``, reporting to Ray Train."""
+    """The job's TRL trainer over the tables, LoRA from ``cfg``, reporting to Ray Train."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -55,7 +57,7 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
 
     if cfg.num_workers == 1 and not cfg.zero_stage:
         _leave_process_group()
-    args = cfg.training_args(output_dir, train_pairs=len(train))
+    args = cfg.training_args(output_dir, train_rows=len(train))
     log.info(
         "worker: torch threads %d, OMP_NUM_THREADS=%s, distributed=%s world=%s",
         torch.get_num_threads(),
@@ -75,9 +77,10 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
         target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM",
     )  # fmt: skip
-    callback = _report_callback(RayTrainReportCallback, resumed_from_step)  # its clock includes the reference pass
-    trainer = dpo_trainer_class()(
-        model=model, ref_model=None, args=args, processing_class=tokenizer, peft_config=lora,
+    callback = _report_callback(RayTrainReportCallback, resumed_from_step)  # its clock includes data preparation
+    trainer_class, extra = cfg.trainer()
+    trainer = trainer_class(
+        model=model, args=args, processing_class=tokenizer, peft_config=lora, **extra,
         train_dataset=Dataset(train), eval_dataset=Dataset(held_out) if held_out is not None else None,
         callbacks=[callback],
     )  # fmt: skip
@@ -109,6 +112,42 @@ def dpo_trainer_class() -> type:
             return super()._precompute_ref_logps(dataset, name, batch_size)
 
     return LengthGroupedDPOTrainer
+
+
+@functools.cache
+def sft_trainer_class() -> type:
+    """TRL's ``SFTTrainer`` that trains nothing after a sample's last end-of-turn token.
+
+    TRL's completion mask starts where the completion does and runs to the end of the chat template's
+    rendering, so it also covers what the template writes after the end-of-turn token (ChatML's
+    ``<|im_end|>\n``: the newline), which the model never generates (generation stops at the token).
+    Here the labels after the last end-of-turn (the tokenizer's EOS) token are masked before packing:
+    the loss covers the completion and its end-of-turn token only.
+    """
+    from trl import SFTTrainer
+    from trl.data_utils import pack_dataset
+
+    class CompletionSFTTrainer(SFTTrainer):
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, packing: bool, *rest: Any) -> Any:
+            dataset = super()._prepare_dataset(dataset, processing_class, args, False, *rest)
+            eos = getattr(processing_class, "tokenizer", processing_class).eos_token_id
+            if eos is not None and "labels" in dataset.column_names:
+                dataset = dataset.map(_mask_after_end_of_turn, fn_kwargs={"eos": eos}, num_proc=args.dataset_num_proc)
+            if packing:
+                dataset = pack_dataset(dataset.select_columns(["input_ids", "labels"]), args.max_length,
+                                       args.packing_strategy, {"num_proc": args.dataset_num_proc})  # fmt: skip
+            return dataset
+
+    return CompletionSFTTrainer
+
+
+def _mask_after_end_of_turn(example: dict[str, Any], eos: int) -> dict[str, Any]:
+    """``labels`` with ``-100`` after the last trained end-of-turn token (unchanged when none is trained)."""
+    labels = list(example["labels"])
+    last = max((i for i, token in enumerate(labels) if token == eos), default=None)
+    if last is not None:
+        labels[last + 1 :] = [-100] * (len(labels) - last - 1)
+    return {"labels": labels}
 
 
 def _leave_process_group() -> None:
@@ -145,7 +184,9 @@ def _report_callback(base: type, resumed_from_step: int) -> Any:
     class ReportCallback(base):
         def __init__(self) -> None:
             super().__init__()
-            self.start = time.monotonic()  # built before the trainer: train seconds include the reference pass
+            self.start = (
+                time.monotonic()
+            )  # built before the trainer: includes tokenizing, packing, DPO's reference pass
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             extra = {"resumed_from_step": resumed_from_step, "train_seconds": time.monotonic() - self.start,
