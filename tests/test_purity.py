@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
-PURE = ["sphere_ray.search", "sphere_ray.grading", "sphere_ray.dialogue.filters", "sphere_ray.dialogue.allocation"]
+PURE = [
+    "sphere_ray.search", "sphere_ray.grading", "sphere_ray.dialogue.filters", "sphere_ray.dialogue.allocation",
+    "sphere_ray.dialogue.rejection",
+]  # fmt: skip
 
 
 def test_search_core_imports_no_ray_vllm_torch():

@@ -112,3 +112,47 @@ def test_resume_after_the_driver_is_killed(sim_apps, ray_cluster, tmp_path):
     assert len(samples) == len(set(samples)) == 3 * 40  # no sample lost or written twice
     assert "already done" in log
     assert {r["turns"] for r in t["sft"]} <= {2, 3}
+
+
+def test_phase2_rejection_sampling_on_smollm2(serve_apps, tmp_path):
+    """Phase 2 on the REAL SmolLM2 app (standing in for pi_sft): pass rates, allocation, never-solved list."""
+    from sphere_ray.dialogue.worker import PHASE2
+
+    easy = [{"id": f"e{i}", "problem": f"What is {i} + {i + 1}?", "answer": str(2 * i + 1)} for i in range(1, 4)]
+    hard = {"id": "hard", "problem": "What is 7919 * 104729 - 31337?", "answer": str(7919 * 104729 - 31337)}
+    src = _write(tmp_path / "in.jsonl", [*easy, hard])
+    cfg = SftDataJobConfig(
+        problems=src,
+        output_dir=str(tmp_path / "out"),
+        start_serve=False,
+        policy_app="policy",
+        phase=2,
+        samples=2,
+        min_samples=2,
+        max_samples=4,
+        settle_width=0.5,
+        max_tokens=96,
+        strategy="prop2diff",
+        problems_in_flight=4,
+        commit_every=1,
+        filters={"min_tokens": 1, "filters": ["final_correct", "not_truncated", "no_repetition"]},
+    )
+    summary = run_sft_data_job(cfg)  # fmt: skip
+    store = OutputStore(str(tmp_path / "out"), layout=PHASE2)
+    t = {name: store.read(name).to_pylist() for name in PHASE2.tables}
+    assert sorted(p["problem_id"] for p in t["problems"]) == sorted(p["id"] for p in [*easy, hard])
+    assert all(2 <= p["samples"] <= 4 for p in t["problems"])  # settled after 2, or 4 drawn
+    drawn = {(r["problem_id"], r["sample"]) for r in t["candidates"]} | {(r["problem_id"], r["row"])
+                                                                        for r in t["rejects"]}  # fmt: skip
+    assert len(drawn) == len(t["candidates"]) + len(t["rejects"]) == sum(p["samples"] for p in t["problems"])
+    never = {p["problem_id"] for p in t["problems"] if p["final_correct"] == 0}
+    assert {r["problem_id"] for r in t["never_solved"]} == never and "hard" in never
+    chosen = {(r["problem_id"], r["sample"]) for r in t["sft"]}
+    assert chosen <= {(r["problem_id"], r["sample"]) for r in t["candidates"]} and not {p for p, _ in chosen} & never
+    report = summary["allocation"]
+    assert report["selected"] == len(t["sft"]) and report["never_solved"] == len(never)
+    assert sum(report["pass_rate_histogram"]["before"]) == 4 and sum(report["pass_rate_histogram"]["after"]) == len(
+        chosen
+    )
+    again = run_sft_data_job(cfg)  # all done: the rerun only re-allocates, to the same samples
+    assert again["allocation"] == report and len(store.read("sft")) == len(chosen)

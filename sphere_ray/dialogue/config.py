@@ -1,4 +1,4 @@
-"""The Phase-1 SFT data job's config (YAML recipe + CLI overrides)."""
+"""The SFT data job's config (YAML recipe + CLI overrides): Phase 1 (dialogues) or Phase 2 (rejection sampling)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from sphere_ray.config import option
 from sphere_ray.dialogue.dialogue import DialogueParams
 from sphere_ray.dialogue.filters import FilterConfig
+from sphere_ray.dialogue.rejection import AllocationParams, PassRateParams
 from sphere_ray.dialogue.templates import load_templates
 from sphere_ray.generation.config import ProblemJobOptions
 
@@ -16,14 +17,20 @@ __all__ = ["SftDataJobConfig"]
 
 @dataclass
 class SftDataJobConfig(ProblemJobOptions):
-    """Dual-Phase SFT data: multi-turn self-verification dialogues over the Serve policy, rule-filtered, to Parquet."""
+    """Dual-Phase SFT data over the Serve policy, rule-filtered, to Parquet.
 
+    ``phase: 1``: multi-turn self-verification dialogues of the base model. ``phase: 2``: difficulty-aware
+    rejection sampling with pi_sft (served as ``policy_app``): one-turn samples until each problem's pass
+    rate is settled, then kept samples allocated by difficulty (:mod:`sphere_ray.dialogue.rejection`).
+    """
+
+    phase: int = option(1, "1: multi-turn dialogues (base model); 2: rejection sampling with pi_sft (one turn)")
     output_dir: str = option("outputs/sft_data", "output folder or URI; a rerun resumes it", hashed=False)
     serve_configs: list[str] = field(
         default_factory=lambda: ["deployments/policy.yaml"], metadata={"help": "Serve YAML files to deploy"}
     )
     policy_app: str = option("policy", "Serve app of the model that writes the dialogues")
-    samples: int = option(4, "k: first answers drawn per problem (each becomes one dialogue)")
+    samples: int = option(4, "k: first answers drawn per problem (each becomes one dialogue); phase 2: per round")
     max_turns: int = option(2, "most turns per dialogue; after turn 2 one continues only while its answer changes")
     temperature: float = option(0.8, "sampling temperature of every turn")
     top_p: float = option(1.0, "nucleus sampling of every turn")
@@ -34,6 +41,16 @@ class SftDataJobConfig(ProblemJobOptions):
         default=None, metadata={"help": "use only the templates of these behaviours (null: all four)"}
     )
     system_prompt: str | None = option(None, "system message recorded in the conversational rows (null: none)")
+    max_samples: int = option(16, "phase 2: most samples per problem for its pass rate")
+    min_samples: int = option(4, "phase 2: fewest samples before the pass rate may settle")
+    settle_width: float = option(0.3, "phase 2: settled once the 95% Wilson interval of the pass rate is this narrow")
+    strategy: str = option("prop2diff", "phase 2 allocation: uniform | prop2diff (DART-Math) | band")
+    per_problem: int = option(4, "phase 2: kept samples per solved problem (uniform, band; prop2diff's mean)")
+    total_samples: int | None = option(None, "phase 2, prop2diff: kept samples in all (null: per_problem x solved)")
+    band: list[float] = field(
+        default_factory=lambda: [0.0, 1.0], metadata={"help": "phase 2, band: [low, high] pass rates kept"}
+    )
+    token_budget: int | None = option(None, "phase 2: most generated tokens over all kept samples (null: no cap)")
     filters: dict[str, Any] = field(
         default_factory=dict,
         metadata={"help": "rule-filter settings (FilterConfig fields, e.g. {max_tokens: 4096}); "
@@ -42,6 +59,10 @@ class SftDataJobConfig(ProblemJobOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.phase not in (1, 2):
+            raise ValueError(f"phase must be 1 or 2, got {self.phase}")
+        self.pass_rate_params()
+        self.allocation_params()
         self.dialogue_params()
         self.filter_config()
         load_templates(self.templates, self.behaviours)  # a bad pool fails before any model call
@@ -51,6 +72,15 @@ class SftDataJobConfig(ProblemJobOptions):
         if not 0 < self.top_p <= 1 or self.temperature < 0:
             raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
         return DialogueParams(self.samples, self.max_turns, self.temperature, self.top_p, self.max_tokens, self.seed)
+
+    def pass_rate_params(self) -> PassRateParams:
+        """Phase 2's stopping rule (raises ``ValueError`` naming a bad field)."""
+        return PassRateParams(self.max_samples, self.min_samples, self.settle_width)
+
+    def allocation_params(self) -> AllocationParams:
+        """Phase 2's allocation (raises ``ValueError`` naming a bad field)."""
+        band = tuple(self.band)
+        return AllocationParams(self.strategy, self.per_problem, self.total_samples, band, self.token_budget)
 
     def filter_config(self) -> FilterConfig:
         """The rule filters (``filters`` merged over :class:`FilterConfig`'s defaults)."""

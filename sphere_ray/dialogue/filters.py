@@ -85,7 +85,9 @@ def not_truncated(d: Dialogue, cfg: FilterConfig) -> str | None:
 
 
 def behaviours(d: Dialogue, cfg: FilterConfig) -> str | None:
-    for i, turn in enumerate(d.turns[1:], start=2):
+    """Each re-examination turn shows its behaviours; a one-turn sample (Phase 2) shows ``required_behaviours``."""
+    later = d.turns[1:]
+    for i, turn in enumerate(later or d.turns, start=2 if later else 1):
         wanted = set(cfg.required_behaviours) if cfg.required_behaviours is not None else {turn.behaviour} - {None}
         if missing := sorted(wanted - behaviours_present(turn.text)):
             return f"turn {i} shows no {', '.join(missing)}"

@@ -1,10 +1,12 @@
-"""The Phase-1 SFT data job: problems -> multi-turn dialogues over Serve with Ray Data -> filtered Parquet.
+"""The SFT data job: problems -> dialogues (Phase 1) or pi_sft samples (Phase 2) over Serve with Ray Data -> Parquet.
 
 The generation job's skeleton (:mod:`sphere_ray.generation.job`): stage the problems not yet done in
 ``output_dir`` (resume) as a Parquet queue, optionally deploy the Serve apps, stream the queue through a
 Ray Data actor pool (:class:`~sphere_ray.dialogue.worker.DialogueWorker`: the dialogues of one problem,
 graded and filtered), commit every ``commit_every`` problems, and write a summary with the acceptance
-rate per rule and per template. Tables: :mod:`sphere_ray.dialogue.worker`.
+rate per rule and per template. Phase 2 then allocates the kept samples by difficulty over all problems
+(:func:`~sphere_ray.dialogue.rejection.allocate`) into ``sft/`` and lists the never-solved problems.
+Tables: :mod:`sphere_ray.dialogue.worker`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any
 from sphere_ray.config import config_hash
 from sphere_ray.dialogue.config import SftDataJobConfig
 from sphere_ray.dialogue.filters import acceptance
+from sphere_ray.dialogue.rejection import allocate
 from sphere_ray.dialogue.templates import BEHAVIOURS
-from sphere_ray.dialogue.worker import SFT_DATA, DialogueBatchWorker, DialogueWorker
+from sphere_ray.dialogue.worker import PHASE2, SFT_DATA, DialogueBatchWorker, DialogueWorker
 from sphere_ray.generation.job import commit_results, failure_reject, map_queue, open_run, retrying_args
 from sphere_ray.generation.store import Batch, OutputStore
 
@@ -32,7 +35,8 @@ log = logging.getLogger(__name__)
 def run_sft_data_job(cfg: SftDataJobConfig) -> dict[str, Any]:
     """Run the job on the connected (or a new local) Ray cluster; return the summary."""
     start = time.monotonic()
-    store, queue = open_run(cfg, SFT_DATA)
+    phase2 = cfg.phase == 2
+    store, queue = open_run(cfg, PHASE2 if phase2 else SFT_DATA)
     progress = _Progress(queue.todo, cfg.progress_every_s)
     if queue.todo:
         worker_args = {
@@ -40,13 +44,27 @@ def run_sft_data_job(cfg: SftDataJobConfig) -> dict[str, Any]:
             "filters": dataclasses.asdict(cfg.filter_config()), "templates": cfg.templates,
             "behaviours": cfg.behaviours, "config_hash": config_hash(cfg), "system_prompt": cfg.system_prompt,
             "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries, "affinity": cfg.affinity,
-            **retrying_args(cfg),
+            "pass_rate": dataclasses.asdict(cfg.pass_rate_params()) if phase2 else None, **retrying_args(cfg),
         }  # fmt: skip
         results = map_queue(cfg, queue, store, (DialogueWorker, DialogueBatchWorker), worker_args)
         commit_results(cfg, results, store, progress.collect)
+    allocation = _allocate(cfg, store) if phase2 else None
     summary = summarize(store, queue.problems, time.monotonic() - start, progress)
+    if allocation is not None:
+        summary["allocation"] = allocation
     store.write_json("summary.json", summary)
     return summary
+
+
+def _allocate(cfg: SftDataJobConfig, store: OutputStore) -> dict[str, Any]:
+    """Phase 2: allocate the candidates of every committed problem into ``sft/``; list ``never_solved/``."""
+    problems = store.read("problems").to_pylist()
+    selected, never, report = allocate(problems, store.read("candidates").to_pylist(), cfg.allocation_params())
+    store.write_derived("sft", selected)
+    store.write_derived("never_solved", never)
+    log.info("phase 2: %d of %d candidates kept (%s), %d problems never solved", report["selected"],
+             report["candidates"], cfg.strategy, report["never_solved"])  # fmt: skip
+    return report
 
 
 class _Progress:
@@ -95,7 +113,8 @@ def _sample_rejects(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _Progress) -> dict[str, Any]:
     """Totals over everything committed in the folder (all runs), plus this run's rate.
 
-    Keys: problems, samples, kept, ``acceptance`` (overall, ``by_filter``, ``by_template``), accuracy of the
+    Keys: problems, samples, kept, ``acceptance`` (overall, ``by_filter``, ``by_template``; Phase 2: of the rules,
+    before the allocation), accuracy of the
     first and last turns, error-correction chains, turns and tokens of kept samples, behaviour cues per kept
     answer (turns after the first), problem failures and input rejects.
     """
@@ -106,7 +125,10 @@ def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _
     rejects = store.read("rejects").select(["row", "reason", "raw", "problem_id"]).to_pylist()
     dropped = _sample_rejects(rejects)
     samples = sum(p["samples"] for p in problems)
-    rows = [(k["template_ids"], []) for k in kept] + [(d.get("template_ids") or [], d["reasons"]) for d in dropped]
+    passed = (
+        store.read("candidates").select(["template_ids"]).to_pylist() if "candidates" in store.layout.tables else kept
+    )
+    rows = [(k["template_ids"], []) for k in passed] + [(d.get("template_ids") or [], d["reasons"]) for d in dropped]
     failed = [r for r in rejects if r["reason"].startswith("dialogue failed")]
     return {
         "problems_in_input": num_problems, "problems_done": len(problems), "samples": samples, "kept": len(kept),

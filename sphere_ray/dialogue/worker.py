@@ -1,12 +1,20 @@
-"""The Phase-1 job's Ray Data UDF and its output tables: one problem in, its dialogues filtered out.
+"""The SFT data job's Ray Data UDF and its output tables: one problem in, its samples filtered out.
 
-Output folder (:class:`~sphere_ray.generation.store.OutputStore` with layout ``SFT_DATA``)::
+Phase 1 output folder (:class:`~sphere_ray.generation.store.OutputStore` with layout ``SFT_DATA``)::
 
     sft/             kept samples, TRL conversational prompt-completion: ``prompt`` (the user turn),
                      ``completion`` (one assistant message: the turns merged, only the last answer boxed)
     sft_multiturn/   the same samples as TRL conversational ``messages`` (every turn)
     rejects/         dropped samples (``row`` = sample index, ``reason`` = every failed rule) and failed problems
     problems/        one row per finished problem (the commit marker): samples, kept, correct first/last
+
+Phase 2 (layout ``PHASE2``: one-turn samples of pi_sft until the pass rate settles)::
+
+    candidates/      every rule-passing correct sample (the ``sft/`` schema)
+    rejects/, problems/   as Phase 1's (``problems/``: samples drawn and correct: the pass rate)
+    sft/             the allocated samples (:func:`~sphere_ray.dialogue.rejection.allocate`), rewritten at the
+                     end of every run from everything committed
+    never_solved/    problems with no correct sample: ``problem_id``, ``source``, ``samples``
 
 Every sample row carries provenance: ``problem_id``, ``sample``, ``source``, ``template_ids``,
 ``behaviours`` (asked for), ``turns``, ``answers`` and ``correct`` per turn, ``corrected`` (wrong then
@@ -23,13 +31,14 @@ import pyarrow as pa
 from sphere_ray.dialogue.behaviours import behaviour_counts
 from sphere_ray.dialogue.dialogue import DialogueParams, run_dialogues
 from sphere_ray.dialogue.filters import FilterConfig, check
+from sphere_ray.dialogue.rejection import PassRateParams, sample_until_settled
 from sphere_ray.dialogue.sample import Dialogue, conversation, merged_completion
 from sphere_ray.dialogue.templates import BEHAVIOURS, load_templates
 from sphere_ray.generation.store import REJECT_SCHEMA, Layout
 from sphere_ray.generation.worker import BatchWorkerMixin, RetryingWorker
 from sphere_ray.search.types import Problem
 
-__all__ = ["SFT_DATA", "DialogueBatchWorker", "DialogueWorker"]
+__all__ = ["NEVER_SOLVED_SCHEMA", "PHASE2", "SFT_DATA", "DialogueBatchWorker", "DialogueWorker"]
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 PROVENANCE = [
@@ -66,6 +75,20 @@ SFT_DATA = Layout(
     "problems",
     {"sft": SFT_SCHEMA, "sft_multiturn": MULTITURN_SCHEMA, "rejects": REJECT_SCHEMA, "problems": PROBLEM_SCHEMA},
 )
+NEVER_SOLVED_SCHEMA = pa.schema(
+    [
+        pa.field("problem_id", pa.string(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("samples", pa.int32()),
+    ]
+)
+PHASE2 = Layout(
+    "problems",
+    {"candidates": SFT_SCHEMA, "rejects": REJECT_SCHEMA, "problems": PROBLEM_SCHEMA, "sft": SFT_SCHEMA,
+     "never_solved": NEVER_SOLVED_SCHEMA},
+)  # fmt: skip
+"""Phase 2's folder: workers commit ``candidates``, ``rejects`` and ``problems``; the driver writes ``sft`` and
+``never_solved`` once all problems are done (parts not named in a commit: a rerun's recovery removes them)."""
 
 
 class DialogueWorker(RetryingWorker):
@@ -77,6 +100,8 @@ class DialogueWorker(RetryingWorker):
         filters: :class:`FilterConfig` fields.
         templates / behaviours: the template pool (:func:`load_templates`).
         config_hash / system_prompt: recorded in the rows.
+        pass_rate: Phase 2 (:class:`~sphere_ray.dialogue.rejection.PassRateParams` fields): one-turn samples
+            until the pass rate settles, kept rows to ``candidates``; ``None``: Phase 1's dialogues.
         call_timeout_s / call_retries / affinity: as :class:`~sphere_ray.generation.worker.ProblemWorker`'s.
         **retrying: :class:`RetryingWorker` arguments.
     """
@@ -84,7 +109,8 @@ class DialogueWorker(RetryingWorker):
     def __init__(
         self, policy_app: str, params: dict[str, Any], filters: dict[str, Any], templates: str | None,
         behaviours: list[str] | None, config_hash: str, system_prompt: str | None = None,
-        call_timeout_s: float = 600.0, call_retries: int = 3, affinity: bool = True, **retrying: Any,
+        pass_rate: dict[str, Any] | None = None, call_timeout_s: float = 600.0, call_retries: int = 3,
+        affinity: bool = True, **retrying: Any,
     ) -> None:  # fmt: skip
         from sphere_ray.serving.client import ServePolicy
 
@@ -93,14 +119,17 @@ class DialogueWorker(RetryingWorker):
         self.params, self.filters = DialogueParams(**params), FilterConfig(**filters)
         self.pool = load_templates(templates, behaviours)
         self.config_hash, self.system_prompt, self.affinity = config_hash, system_prompt, affinity
+        self.pass_rate = PassRateParams(**pass_rate) if pass_rate is not None else None
 
     async def attempt(self, problem: Problem) -> list[Dialogue]:
-        """The problem's dialogues (one problem's calls share one replica under affinity)."""
+        """The problem's dialogues or Phase-2 samples (one problem's calls share one replica under affinity)."""
         policy = self.policy.for_session(problem.id) if self.affinity else self.policy
+        if self.pass_rate is not None:
+            return await sample_until_settled(policy, problem, self.pool, self.params, self.pass_rate)
         return await run_dialogues(policy, problem, self.pool, self.params)
 
     def payload(self, problem: Problem, result: list[Dialogue], attempts: int, seconds: float) -> dict[str, Any]:
-        """``{problems: [marker row], sft: [...], sft_multiturn: [...], rejects: [...]}``."""
+        """``{problems: [marker row], sft: [...], sft_multiturn: [...], rejects: [...]}`` (Phase 2: ``candidates``)."""
         out: dict[str, list] = {"sft": [], "sft_multiturn": [], "rejects": []}
         for d in result:
             reasons = check(d, self.filters)
@@ -122,6 +151,9 @@ class DialogueWorker(RetryingWorker):
             "corrected": sum(d.corrected for d in result), "generated_tokens": sum(d.tokens for d in result),
             "seconds": seconds, "attempts": attempts,
         }]  # fmt: skip
+        if self.pass_rate is not None:
+            out["candidates"] = out.pop("sft")
+            del out["sft_multiturn"]
         return out
 
     def _provenance(self, d: Dialogue, problem: Problem) -> dict[str, Any]:

@@ -220,6 +220,14 @@ class OutputStore:
         pq.write_table(table, tmp, filesystem=self.fs)
         self.fs.move(tmp, final)
 
+    def write_derived(self, sub: str, rows: Sequence[dict[str, Any]]) -> str:
+        """(Re)write table ``sub`` as one part computed from the committed ones (``derived.parquet``, atomically).
+
+        The part is named in no commit, so a rerun's :meth:`recover` removes it until the run writes it again.
+        """
+        self._write(pa.Table.from_pylist(list(rows), schema=self.layout.tables[sub]), sub, "derived.parquet")
+        return self._path(sub, "derived.parquet")
+
     def write_json(self, name: str, data: Any) -> None:
         """Write a JSON file at the top of the folder (atomically)."""
         tmp = self._path(f".{name}.tmp")
