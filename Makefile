@@ -15,7 +15,7 @@ EVAL_RECIPE ?= recipes/eval_smollm2.yaml
 SEARCH_RECIPE ?= recipes/search_smollm2.yaml
 DPO_RECIPE ?= recipes/dpo_smollm2.yaml
 
-.PHONY: setup run generate search train evaluate test lint clean
+.PHONY: setup run dual-phase generate search train evaluate test lint clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -31,6 +31,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 # The main job: the whole loop on the embedded default (serve -> generate -> DPO -> evaluate -> report)
 run: setup
 	$(PY) -m jobs.pipeline --config $(RECIPE) $(ARGS)
+
+# The second method end to end: Dual-Phase SFT on the embedded default (phase 1 -> SFT -> phase 2 -> SFT ->
+# equal-budget RFT baseline -> evaluate -> report in outputs/dual_phase/report/)
+dual-phase: setup
+	$(PY) -m jobs.pipeline --config recipes/dual_phase_smollm2.yaml $(ARGS)
 
 # One stage at a time: pairs (Ray Data over Serve) -> outputs/generate/
 generate: setup

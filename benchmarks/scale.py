@@ -122,6 +122,7 @@ def summarize_run(n: int, affinity: bool, compression: float, summary: dict, cos
         "policy_sessions": sum(s["sessions"] for s in pol), "prm_sessions": sum(s["sessions"] for s in prm),
         "policy_tokens": sum(tokens), "token_imbalance": max(tokens) / (sum(tokens) / len(tokens)),
         "sim_tokens_per_s": sum(tokens) / busiest if busiest else 0.0,
+        "busy_tokens_per_s": sum(tokens) / sum(s["sim_seconds"] for s in pol) * len(pol),  # without the imbalance
         "mean_batch_requests": sum(s["mean_requests_when_busy"] for s in pol) / len(pol),
         "policy_nodes": sorted({s["node_id"][:8] for s in pol}), "model_requests": requests,
         "cpu_ms_per_request": 1000 * cost["cpu_s"] / requests if requests else None, **cost,
@@ -393,32 +394,53 @@ def main() -> None:
     parser.add_argument("--drill-compression", type=float, default=1.0)
     parser.add_argument("--rss-problems", type=int, default=100_000)
     parser.add_argument("--rss-compression", type=float, default=1e4)
+    parser.add_argument("--driver-state", help=argparse.SUPPRESS)  # internal: run the parts as the cluster's driver
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    if "target" in args.parts:
+    if "target" in args.parts and not args.driver_state:
         results["target"] = {"date": time.strftime("%Y-%m-%d"), **part_target(args)}
         RESULTS.write_text(json.dumps(results, indent=1))
     parts = [p for p in args.parts if p != "target"]
+    if args.driver_state:
+        return drive(args, parts, results)
     if parts:
-        run_on_cluster(args, parts, results)
+        on_fake_cluster(args, __file__)
+        results.update(json.loads(RESULTS.read_text()))
     from scale_report import write_report
 
     print(write_report(results))
 
 
-def run_on_cluster(args: argparse.Namespace, parts: list[str], results: dict[str, Any]) -> None:
-    """Bring the fake cluster up, run ``parts`` as its driver (saving after each), bring it down."""
-    import ray
+def on_fake_cluster(args: argparse.Namespace, script: str) -> None:
+    """Bring the fake cluster up, run ``script`` (with ``--driver-state``) as its driver process, bring it down.
 
-    from sphere_ray.cluster import down, up
+    The driver is a child process started with the cluster's token in its environment: Ray reads
+    ``RAY_AUTH_MODE`` / ``RAY_AUTH_TOKEN_PATH`` once per process, before this one could set them.
+    """
+    from sphere_ray.cluster import cluster_env, down, up
 
     cluster = cluster_config(args)
     state = up(cluster)
     log.info("fake cluster up: %s", json.dumps(state["nodes"]))
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=state["token_path"])
+    env = {k: v for k, v in {**os.environ, **cluster_env(state)}.items() if k != "RAY_ADDRESS"}
     try:
-        ray.init(address=state["address"], logging_level="WARNING", log_to_driver=False)
+        cmd = [sys.executable, script, "--driver-state", str(Path(state["temp_dir"]) / "cluster.json"), *sys.argv[1:]]
+        subprocess.run(cmd, env=env, check=True)
+    finally:
+        down(cluster)
+
+
+def drive(args: argparse.Namespace, parts: list[str], results: dict[str, Any]) -> None:
+    """(The driver process) connect to the running fake cluster and run ``parts``, saving after each."""
+    import ray
+
+    from sphere_ray.cluster import FakeClusterConfig
+
+    state = json.loads(Path(args.driver_state).read_text())
+    cluster = FakeClusterConfig(**state["config"])
+    ray.init(address=state["address"], logging_level="WARNING", log_to_driver=False)
+    try:
         with tempfile.TemporaryDirectory() as tmp:
             for part in parts:
                 args.previous = results.get(part, {})
@@ -428,7 +450,6 @@ def run_on_cluster(args: argparse.Namespace, parts: list[str], results: dict[str
                 RESULTS.write_text(json.dumps(results, indent=1))
     finally:
         ray.shutdown()
-        down(cluster)
 
 
 if __name__ == "__main__":

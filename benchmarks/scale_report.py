@@ -59,7 +59,30 @@ def _scaling(part: dict[str, Any]) -> list[str]:
         "calls (policy + small-policy calls, x2 for the PRM call of each expansion): an upper bound on the "
         "Serve + Ray Data overhead per request.",
     ]
-    return lines
+    return lines + _misses(part)
+
+
+def _misses(part: dict[str, Any]) -> list[str]:
+    """Why an affinity run misses its efficiency target, from its own figures."""
+    out = []
+    for r in part["runs"]:
+        n = r["replicas"]
+        if r["affinity"] and n in TARGETS and r["efficiency"] < TARGETS[n]:
+            busy = r.get("busy_tokens_per_s")
+            one = next(x for x in part["runs"] if x["replicas"] == 1)
+            rate = busy / (n * one["sim_tokens_per_s"]) if busy else None
+            even = f" Per busy replica-second it made {rate:.3f} of the 1-replica rate." if rate else ""
+            out.append(
+                f"\n**N={n} misses its target ({r['efficiency']:.3f} < {TARGETS[n]}).** The makespan is the busiest "
+                f"replica's: it got {r['token_imbalance']:.2f}x the mean replica's tokens, because consistent hashing "
+                f"spreads {r['problems']} problems ({part['problems_per_replica']} per replica) unevenly and problems "
+                "differ several-fold in length (stage-2/3 problems search again). The machine's CPU was "
+                f"{r['cpu_use']:.0%} busy, so slow queue probes sent some calls to another replica "
+                f"({r['policy_sessions']} policy sessions for {r['problems']} problems).{even} With many problems "
+                "per replica (a real run) the imbalance shrinks as 1/sqrt(problems per replica); these 2 cores "
+                "cannot run that many at N=32."
+            )  # fmt: skip
+    return out
 
 
 def _autoscale(part: dict[str, Any]) -> list[str]:

@@ -6,23 +6,25 @@ Cluster:   ray job submit --working-dir . -- python -m jobs.evaluate --config re
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from sphere_ray.config import parse_config
+from sphere_ray.cli import run_job
 from sphere_ray.evaluation.config import EvalJobConfig
 from sphere_ray.evaluation.job import run_eval_job
 from sphere_ray.evaluation.report import markdown
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the config, evaluate, print the table."""
-    cfg = parse_config(EvalJobConfig, argv if argv is not None else sys.argv[1:])
-    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    summary = run_eval_job(cfg)
-    print(markdown(summary))
-    print(f"outputs in {cfg.output_dir}/ (JSONL per model/benchmark, summary.json, report.md, pass_at_1.png)")
-    return 0
+    """Parse the config, run the job, print the summary (:func:`sphere_ray.cli.run_job`)."""
+    return run_job(
+        EvalJobConfig,
+        run_eval_job,
+        lambda cfg, summary: (
+            markdown(summary)
+            + f"\noutputs in {cfg.output_dir}/ (JSONL per model/benchmark, summary.json, report.md, pass_at_1.png)"
+        ),
+        argv,
+    )
 
 
 if __name__ == "__main__":

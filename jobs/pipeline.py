@@ -1,28 +1,28 @@
-"""Entrypoint: the whole SPHERE loop on one config (``sphere-ray run``).
+"""Entrypoint: a whole method on one config (``sphere-ray run``): SPHERE (default) or Dual-Phase SFT.
 
 Locally:   python -m jobs.pipeline --config recipes/pipeline_smollm2.yaml [--rounds 2]
+           python -m jobs.pipeline --config recipes/dual_phase_smollm2.yaml     (method: dual_phase)
 Cluster:   ray job submit --working-dir . -- python -m jobs.pipeline --config recipes/pipeline_gpu.yaml
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from sphere_ray.config import parse_config
-from sphere_ray.pipeline.config import PipelineConfig
-from sphere_ray.pipeline.run import run_pipeline
+from sphere_ray.cli import run_job
+from sphere_ray.pipeline.methods import config_class, run_method
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the config, run every stage, print where the report is."""
-    cfg = parse_config(PipelineConfig, argv if argv is not None else sys.argv[1:])
-    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    summary = run_pipeline(cfg)
-    for r in summary["rounds"]:
-        print(f"round {r['round']}: {r['pairs']} pairs, trained model: {r['trained_model']}")
-    print(f"report: {summary['report']}  ({summary['wall_seconds'] / 60:.1f} min)")
-    return 0
+    """Parse the config of the chosen method, run every stage, print where the report is."""
+    return run_job(config_class, run_method, _describe, argv)
+
+
+def _describe(cfg: object, summary: dict) -> str:
+    lines = [f"round {r['round']}: {r['pairs']} pairs, trained model: {r['trained_model']}"
+             for r in summary.get("rounds", [])]  # fmt: skip
+    lines += [f"{name}: {model}" for name, model in summary.get("models", {}).items()]
+    return "\n".join([*lines, f"report: {summary['report']}  ({summary['wall_seconds'] / 60:.1f} min)"])
 
 
 if __name__ == "__main__":

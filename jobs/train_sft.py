@@ -6,23 +6,23 @@ Cluster:   ray job submit --working-dir . -- python -m jobs.train_sft --config r
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
 
-from sphere_ray.config import parse_config
+from sphere_ray.cli import run_job, summary_text
 from sphere_ray.training.config import SFTJobConfig
 from sphere_ray.training.job import run_sft_job
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the config, train, print the summary."""
-    cfg = parse_config(SFTJobConfig, argv if argv is not None else sys.argv[1:])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    summary = run_sft_job(cfg)
-    print(json.dumps({k: v for k, v in summary.items() if k != "lineage"}, indent=2, default=str))
-    print(f"outputs in {cfg.output_dir}/ (adapter/, merged/, metrics.json, summary.json)")
-    return 0
+    """Parse the config, run the job, print the summary (:func:`sphere_ray.cli.run_job`)."""
+    return run_job(
+        SFTJobConfig,
+        run_sft_job,
+        lambda cfg, summary: summary_text(
+            summary, f"{cfg.output_dir}/ (adapter/, merged/, metrics.json, summary.json)", ("lineage",)
+        ),
+        argv,
+    )
 
 
 if __name__ == "__main__":

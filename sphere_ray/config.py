@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["config_hash", "lookup", "option", "parse_config"]
+__all__ = ["config_hash", "lookup", "option", "parse_config", "section"]
 
 T = TypeVar("T")
 
@@ -30,6 +30,11 @@ T = TypeVar("T")
 def option(default: Any, help: str, hashed: bool = True) -> Any:  # noqa: A002 - mirrors argparse
     """A config field with a default and help text; ``hashed=False`` leaves it out of :func:`config_hash`."""
     return dataclasses.field(default=default, metadata={"help": help, "hashed": hashed})
+
+
+def section(help: str) -> Any:  # noqa: A002 - mirrors argparse
+    """A mapping field (a stage's config fields in a pipeline); ``--name '{key: value}'`` changes only those keys."""
+    return dataclasses.field(default_factory=dict, metadata={"help": help, "hashed": True, "merge": True})
 
 
 def lookup(registry: dict[str, T], name: str, field: str) -> T:

@@ -31,6 +31,8 @@ BUNDLED = {
     "aime24": "aime24.jsonl",
     "amc23": "amc23.jsonl",
     "olympiadbench": "olympiadbench.jsonl",
+    "easy_train": "easy_train.jsonl",
+    "easy_test": "easy_test.jsonl",
 }
 """Bundled problem sets (``sphere_ray/data/``, see ``ATTRIBUTION.md``): name -> file."""
 """Problem sets shipped inside the package (see ``sphere_ray/data/ATTRIBUTION.md``)."""

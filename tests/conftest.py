@@ -44,7 +44,7 @@ def ray_cluster():
 def serve_apps(ray_cluster, tiny_policy_path, tiny_prm_path):
     """policy: SmolLM2 on vLLM (deployments/policy.yaml as committed); small_policy: tiny Qwen2 on vLLM;
     prm: tiny Qwen2 PRM on vLLM's pooling runner; plus the tiny transformers-backend apps."""
-    from sphere_ray.serving.launch import deploy
+    from sphere_ray.serving.launch import deploy_config, load_serve_config
 
     paths = [ROOT / "deployments" / f for f in ("policy.yaml", "small_policy.yaml", "prm.yaml")]
     paths.append(ROOT / "tests" / "serve_test_apps.yaml")
@@ -61,7 +61,8 @@ def serve_apps(ray_cluster, tiny_policy_path, tiny_prm_path):
         "prm_judge": {"model": tiny_policy_path},
         "prm_judge_vllm": {"model": tiny_policy_path},
     }
-    return deploy(paths, overrides, timeout_s=1200)
+    # next to the apps already running (the sim apps, when a test asked for them first)
+    return deploy_config(load_serve_config(paths, overrides), timeout_s=1200, keep_running=True)
 
 
 @pytest.fixture(scope="session")

@@ -55,3 +55,25 @@ def test_help_lists_every_field(capsys):
         parse_config(SearchJobConfig, ["--help"])
     out = capsys.readouterr().out
     assert "--num_candidates" in out and "E: candidate steps per expansion" in out
+
+
+@pytest.mark.parametrize(
+    "stage, argv, field",
+    [
+        ("generate", ["--max_depth", "0"], "max_depth"),
+        ("train", ["--lora_r", "0"], "lora_r"),
+        ("sft-data", ["--phase", "3"], "phase"),
+        ("evaluate", ["--config", "recipes/no_such.yaml"], "no_such.yaml"),
+        ("run", ["--method", "grpo"], "method"),
+        ("run", ["--config", "recipes/dual_phase_smollm2.yaml", "--phase1", "{max_turnz: 2}"], "max_turnz"),
+        ("cluster", ["up", "--workers", "-1"], "workers"),
+    ],
+)
+def test_a_config_mistake_is_one_line_and_exit_2(capsys, stage, argv, field):
+    from sphere_ray.cli import main
+
+    assert main([stage, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sphere-ray: error:") and field in err and "Traceback" not in err
+    with pytest.raises(ValueError, match=field):  # --debug: the exception itself
+        main([stage, *argv, "--debug"])

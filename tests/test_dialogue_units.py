@@ -1,9 +1,11 @@
-"""Pure logic of Dual-Phase SFT: templates, the behaviour detector, each rule filter, Phase 2's allocation."""
+"""Pure logic of Dual-Phase SFT: templates, the behaviour detectors, each rule filter, Phase 2's allocation."""
+
+import asyncio
 
 import pytest
 
 from sphere_ray.dialogue.allocation import Candidate, histogram, select, settled, targets, wilson
-from sphere_ray.dialogue.behaviours import behaviour_counts, behaviours_present
+from sphere_ray.dialogue.behaviours import behaviour_counts, behaviours_present, judge_messages, parse_judgement
 from sphere_ray.dialogue.filters import FILTER_NAMES, FilterConfig, acceptance, check
 from sphere_ray.dialogue.sample import Dialogue, Turn, conversation, merged_completion
 from sphere_ray.dialogue.templates import BEHAVIOURS, load_templates
@@ -79,6 +81,55 @@ def test_detector_counts_cues_per_behaviour():
     assert counts["verification"] >= 1 and counts["backtracking"] >= 2
     assert counts["subgoal_setting"] >= 1 and counts["backward_chaining"] >= 2
     assert behaviours_present("So 2 + 2 = 4. \\boxed{4}") == set()
+
+
+def test_judge_prompt_and_verdict_parsing():
+    (msg,) = judge_messages("x" * 10_000 + "Let me check: 3 * 4 = 12.", max_chars=100)
+    assert msg["role"] == "user" and all(b in msg["content"] for b in BEHAVIOURS)
+    assert "Let me check" in msg["content"] and "x" * 101 not in msg["content"]  # only the text's tail
+    answer = "verification: yes\nBacktracking: No\n- **Subgoal setting**: yes\nbackward-chaining = no"
+    assert parse_judgement(answer) == {"verification", "subgoal_setting"}
+    assert parse_judgement("verification: yes\nbacktracking: no") is None  # not all four: no verdict
+    assert parse_judgement("I think it verifies.") is None
+
+
+def test_judge_verdict_overrides_the_cues_in_the_behaviour_rule():
+    from sphere_ray.dialogue.dialogue import judge_turns
+
+    class FakeJudge:
+        """Fake judge model: says yes to verification only when the solution mentions 'divide'."""
+
+        def __init__(self):
+            self.requests = []
+
+        async def render_chat(self, messages):
+            return messages[-1]["content"]
+
+        async def generate(self, request):
+            from sphere_ray.serving.schema import GenerateResponse, Sample
+
+            self.requests.append(request)
+            verdict = lambda p: "verification: " + ("yes" if "divide" in p else "no")  # noqa: E731
+            tail = "\nbacktracking: no\nsubgoal_setting: no\nbackward_chaining: no"
+            outs = [[Sample(text=verdict(p) + tail if "12 / 4" not in p else "no idea", num_tokens=9,
+                            finish_reason="stop")] for p in request.prompts]  # fmt: skip
+            return GenerateResponse(outputs=outs, prompt_tokens=0, cached_prompt_tokens=0, model="judge")
+
+    cues_only = _dialogue(T1, "Let me verify: 3 * 4 = 12. \\boxed{12}")  # cue yes, judge no
+    judged_yes = _dialogue(T1, "I divide 12 by 4 and get 3 again. \\boxed{12}")  # cue no, judge yes
+    unparsed = _dialogue(T1, T2)  # the judge's answer does not parse: cues decide (yes)
+    judge = FakeJudge()
+    out = asyncio.run(judge_turns(judge, [cues_only, judged_yes, unparsed]))
+    assert len(judge.requests) == 1 and len(judge.requests[0].prompts) == 3  # one batched call, turn 2 of each
+    assert judge.requests[0].temperature == 0.0
+    assert [d.turns[1].judged for d in out] == [frozenset(), frozenset({"verification"}), None]
+    assert cues_only.turns[1].judged is None  # the inputs are not changed
+    cfg = FilterConfig(filters=["behaviours"])
+    assert check(out[0], cfg) == ["behaviours: turn 2 shows no verification (judge)"]
+    assert check(out[1], cfg) == [] and check(out[2], cfg) == []
+    assert check(judged_yes, cfg) == ["behaviours: turn 2 shows no verification (cues)"]
+    one_turn = asyncio.run(judge_turns(judge, [_dialogue("I divide: 12 / 3 = 4 \\boxed{12}")]))
+    assert one_turn[0].turns[0].judged == frozenset({"verification"})  # a Phase-2 answer: its only turn
 
 
 # --- sample formats --------------------------------------------------------------------------------------

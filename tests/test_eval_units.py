@@ -47,10 +47,14 @@ def test_compare_and_report(tmp_path):
     rows += [_r(f"p{i}", 0, "1", True, model="dpo") for i in range(10)]
     cmp = compare(rows, "base", "dpo", resamples=200)
     assert cmp["b"]["base"] == 0.5 and cmp["b"]["dpo"] == 1.0 and cmp["b"]["diff"] == pytest.approx(0.5)
-    summary = {"models": ["base", "dpo"], "benchmarks": ["b"], "comparison": cmp,
-               "scores": {m: {"b": score([r for r in rows if r["model"] == m])} for m in ("base", "dpo")}}  # fmt: skip
+    rows += [_r(f"p{i}", 0, "1", i < 3, model="sft") for i in range(10)]
+    summary = {"models": ["base", "dpo", "sft"], "benchmarks": ["b"],
+               "comparison": {m: compare(rows, "base", m, resamples=200) for m in ("dpo", "sft")},
+               "scores": {m: {"b": score([r for r in rows if r["model"] == m])}
+                          for m in ("base", "dpo", "sft")}}  # fmt: skip
     md = markdown(summary)
-    assert "| b | 10 | 50.0 | 100.0 |" in md and "+50.0" in md
+    assert "| b | 10 | 50.0 | 100.0 | 30.0 |" in md and "+50.0" in md and "-20.0" in md
+    assert "dpo vs base" in md and "sft vs base" in md
     png = bar_chart(summary, tmp_path / "chart.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

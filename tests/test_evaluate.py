@@ -47,7 +47,7 @@ def test_two_models_every_benchmark_end_to_end(serve_apps, tiny_policy_path, ada
             assert summary["scores"][m][b] == score([r for r in model_rows if r["benchmark"] == b])
     assert summary["scores"]["base"]["gsm8k_test"]["samples"] == 2 and "pass@2" in summary["scores"]["base"]["math500"]
     both = rows["base"] + rows["tuned"]
-    assert summary["comparison"] == json.loads(json.dumps(compare(both, "base", "tuned", 200, 0)))
+    assert summary["comparison"] == {"tuned": json.loads(json.dumps(compare(both, "base", "tuned", 200, 0)))}
     assert rows["base"][0]["output"] != rows["tuned"][0]["output"]  # the adapter was merged and served
     assert (out / "models" / "tuned" / "model.safetensors").exists() and summary["errors"] == 0
     report = (out / "report.md").read_text()

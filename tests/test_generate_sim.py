@@ -57,3 +57,39 @@ def test_streamed_queue_with_rejects_and_resume(sim_apps, tmp_path):
     assert sorted(r["row"] for r in rejects) == [20, 21, 22] and summary["problems_done"] == len(problems)
     again = run_generate_job(cfg)  # resume: nothing left to search, nothing written twice
     assert store.read("trees").num_rows == len(problems) and again["problems_done"] == len(problems)
+
+
+def test_fuzzed_input_and_a_damaged_commit_on_resume(sim_apps, tmp_path):
+    """Every bad row of a fuzzed file becomes a reject with a reason, every good row is searched; a damaged
+    part found on resume is moved aside and its problems are searched again, each problem once in the end."""
+    from sphere_ray.sim.fuzz import fuzzed_lines
+
+    lines = list(fuzzed_lines(150, bad_share=0.3, seed=4))
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(b"\n".join(line for line, _ in lines) + b"\n")
+    good = [json.loads(line)["id"] for line, kind in lines if kind == "good"]
+    bad_rows = [i for i, (_, kind) in enumerate(lines) if kind != "good"]
+    cfg = GenerateJobConfig(
+        problems=str(path), output_dir=str(tmp_path / "out"), start_serve=False, policy_app="sim_policy",
+        prm_app="sim_prm", small_policy_app="sim_small_policy", num_candidates=2, max_depth=4,
+        max_step_tokens=32, problems_in_flight=32, commit_every=20, affinity=False,
+    )  # fmt: skip
+    summary = run_generate_job(cfg)
+    store = OutputStore(str(tmp_path / "out"))
+    rejects = store.read("rejects").to_pylist()
+    assert sorted(r["row"] for r in rejects) == bad_rows and all(r["reason"] for r in rejects)
+    assert sorted(store.read("trees").column("problem_id").to_pylist()) == sorted(good)
+    assert summary["problems_done"] == len(good) and len(good) + len(bad_rows) == len(lines)
+    part = sorted((tmp_path / "out" / "trees").glob("part-*.parquet"))[0]
+    lost = pq_ids(part)
+    part.write_bytes(part.read_bytes()[:100])  # truncated on disk
+    again = run_generate_job(cfg)
+    assert (tmp_path / "out" / "quarantine" / "trees" / part.name).exists() and lost
+    trees = store.read("trees").column("problem_id").to_pylist()
+    assert sorted(trees) == sorted(good) and again["problems_done"] == len(good)  # redone, once each
+
+
+def pq_ids(path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=["problem_id"]).column("problem_id").to_pylist()

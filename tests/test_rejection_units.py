@@ -57,12 +57,23 @@ def test_sampling_stops_at_max_samples_when_the_rate_stays_uncertain():
     assert sum(d.correct[-1] for d in out) == 5
 
 
+def test_sampling_stops_once_the_problem_token_budget_is_spent():
+    # 20 tokens a sample: a budget of 100 is spent after 5 samples, reached by the end of round 2 (8 samples)
+    rate = PassRateParams(max_samples=64, min_samples=64, settle_width=0.3, token_budget=100)
+    out, policy = _run([True, False], rate)
+    assert len(out) == 8 and [n for n, _ in policy.calls] == [4, 4] and sum(d.tokens for d in out) == 160
+    out, _ = _run([True], PassRateParams(max_samples=64, min_samples=64, token_budget=80))
+    assert len(out) == 4  # exactly spent after one round
+    with pytest.raises(ValueError, match="problem_token_budget"):
+        PassRateParams(token_budget=0)
+
+
 def test_one_turn_samples_pass_the_behaviour_rule_only_with_required_behaviours_shown():
     out, _ = _run([True], PassRateParams(max_samples=1, min_samples=1, settle_width=1.0))
     assert check(out[0], FilterConfig(filters=["behaviours"])) == []
     assert check(out[0], FilterConfig(filters=["behaviours"], required_behaviours=["verification"])) == []
     assert check(out[0], FilterConfig(filters=["behaviours"], required_behaviours=["subgoal_setting"])) == [
-        "behaviours: turn 1 shows no subgoal_setting"
+        "behaviours: turn 1 shows no subgoal_setting (cues)"
     ]
 
 

@@ -87,3 +87,41 @@ def test_cli_rerun_resumes_from_the_latest_checkpoint(trained, ray_cluster):
     assert summary["resumed_from_step"] == 4 and summary["final_step"] == 6
     history = json.loads(Path(cfg.output_dir, "metrics.json").read_text())
     assert [h["step"] for h in history if "loss" in h] == list(range(1, 7))  # one history, no step redone
+
+
+def test_a_killed_train_worker_resumes_from_its_checkpoint(ray_cluster, tiny_policy_path, data_path, tmp_path):
+    """A Ray Train worker SIGKILLed mid-run: the worker group restarts from the last checkpoint (max_failures)
+    and finishes; the steps after the restart have the losses of an uninterrupted run (same seeds, restored RNG)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    over = {"max_steps": 8, "eval_strategy": "no", "save_steps": 2, "eval_fraction": 0.0, "merge": False}
+    clean = run_sft_job(SFTJobConfig(**_args(tiny_policy_path, data_path.parent, tmp_path / "clean", **over)))
+    out = tmp_path / "killed"
+    killed = []
+
+    def kill_once_checkpointed():
+        deadline = time.monotonic() + 600
+        # two checkpoint folders: the first one's report is registered (a folder appears before its report ends)
+        while time.monotonic() < deadline and len(list((out / "ray" / "sft").glob("checkpoint_*"))) < 2:
+            time.sleep(0.2)
+        for proc in psutil.process_iter(["name"]):  # the worker actor's process title: ray::RayTrainWorker...
+            if (proc.info["name"] or "").startswith("ray::RayTrainWorker"):
+                os.kill(proc.pid, signal.SIGKILL)
+                killed.append(proc.pid)
+
+    killer = threading.Thread(target=kill_once_checkpointed, daemon=True)
+    killer.start()
+    summary = run_sft_job(SFTJobConfig(**_args(tiny_policy_path, data_path.parent, out, max_failures=2, **over)))
+    killer.join(timeout=5)
+    assert killed and summary["final_step"] == 8 and 2 <= summary["resumed_from_step"] < 8
+    losses = {h["step"]: h["loss"] for h in json.loads((out / "metrics.json").read_text()) if "loss" in h}
+    reference = {h["step"]: h["loss"] for h in json.loads((tmp_path / "clean" / "metrics.json").read_text())
+                 if "loss" in h}  # fmt: skip
+    assert sorted(losses) == list(range(1, 9)) and clean["final_step"] == 8
+    after = [s for s in losses if s > summary["resumed_from_step"]]
+    assert after and all(abs(losses[s] - reference[s]) < 1e-3 for s in after), (losses, reference)

@@ -15,7 +15,7 @@ from pathlib import Path
 from sphere_ray.dialogue.config import SftDataJobConfig
 from sphere_ray.dialogue.filters import FILTER_NAMES
 from sphere_ray.dialogue.job import run_sft_data_job
-from sphere_ray.dialogue.templates import load_templates
+from sphere_ray.dialogue.templates import BEHAVIOURS, load_templates
 from sphere_ray.dialogue.worker import SFT_DATA
 from sphere_ray.generation.store import OutputStore
 from sphere_ray.problems import load_problems
@@ -156,3 +156,27 @@ def test_phase2_rejection_sampling_on_smollm2(serve_apps, tmp_path):
     )
     again = run_sft_data_job(cfg)  # all done: the rerun only re-allocates, to the same samples
     assert again["allocation"] == report and len(store.read("sft")) == len(chosen)
+
+
+def test_llm_judge_through_a_serve_app(sim_apps, serve_apps, tmp_path):
+    """judge_app: each problem's examined turns go to the judge app (the REAL tiny vLLM app here) in one batched
+    call; its verdicts are recorded per row (null where none parsed: the cues decided) and summarised."""
+    from sphere_ray.serving.launch import replica_stats
+
+    problems = [{"id": f"j{i}", "problem": f"What is {i} + {i + 2}?", "answer": str(2 * i + 2)} for i in range(4)]
+    cfg = SftDataJobConfig(problems=_write(tmp_path / "in.jsonl", problems), output_dir=str(tmp_path / "out"),
+                           start_serve=False, policy_app="sim_policy", judge_app="small_policy", samples=2,
+                           max_turns=2, max_tokens=96, judge_max_tokens=24, affinity=False,
+                           filters={"filters": ["behaviours"]})  # fmt: skip
+    (before,) = replica_stats("small_policy").values()
+    summary = run_sft_data_job(cfg)
+    (after,) = replica_stats("small_policy").values()
+    assert after["requests"] - before["requests"] == len(problems)  # one batched judge call per problem
+    t = _tables(tmp_path / "out")
+    rows = t["sft"] + [json.loads(r["raw"]) for r in t["rejects"] if r["row"] is not None]
+    assert len(rows) == 2 * len(problems) and all("judged_behaviours" in r for r in rows)
+    assert all(r["judged_behaviours"] is None or set(r["judged_behaviours"]) <= set(BEHAVIOURS) for r in rows)
+    verdicts = [r for r in rows if r["judged_behaviours"] is not None]
+    assert (summary["judge"] is None) == (not verdicts)
+    for r in t["rejects"]:
+        assert r["reason"].endswith(("(cues)", "(judge)"))  # which detector decided

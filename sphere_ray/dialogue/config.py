@@ -41,9 +41,18 @@ class SftDataJobConfig(ProblemJobOptions):
         default=None, metadata={"help": "use only the templates of these behaviours (null: all four)"}
     )
     system_prompt: str | None = option(None, "system message recorded in the conversational rows (null: none)")
+    judge_app: str | None = option(
+        None,
+        "Serve app of an LLM behaviour judge for the behaviours rule (null: the cue detector alone); "
+        "a turn whose verdict does not parse falls back to the cues",
+    )
+    judge_max_tokens: int = option(64, "token budget of one judge verdict")
     max_samples: int = option(16, "phase 2: most samples per problem for its pass rate")
     min_samples: int = option(4, "phase 2: fewest samples before the pass rate may settle")
     settle_width: float = option(0.3, "phase 2: settled once the 95% Wilson interval of the pass rate is this narrow")
+    problem_token_budget: int | None = option(
+        None, "phase 2: stop sampling a problem once its samples used this many generated tokens (null: no cap)"
+    )
     strategy: str = option("prop2diff", "phase 2 allocation: uniform | prop2diff (DART-Math) | band")
     per_problem: int = option(4, "phase 2: kept samples per solved problem (uniform, band; prop2diff's mean)")
     total_samples: int | None = option(None, "phase 2, prop2diff: kept samples in all (null: per_problem x solved)")
@@ -61,6 +70,8 @@ class SftDataJobConfig(ProblemJobOptions):
         super().__post_init__()
         if self.phase not in (1, 2):
             raise ValueError(f"phase must be 1 or 2, got {self.phase}")
+        if self.judge_max_tokens < 1:
+            raise ValueError(f"judge_max_tokens must be >= 1, got {self.judge_max_tokens}")
         self.pass_rate_params()
         self.allocation_params()
         self.dialogue_params()
@@ -75,7 +86,7 @@ class SftDataJobConfig(ProblemJobOptions):
 
     def pass_rate_params(self) -> PassRateParams:
         """Phase 2's stopping rule (raises ``ValueError`` naming a bad field)."""
-        return PassRateParams(self.max_samples, self.min_samples, self.settle_width)
+        return PassRateParams(self.max_samples, self.min_samples, self.settle_width, self.problem_token_budget)
 
     def allocation_params(self) -> AllocationParams:
         """Phase 2's allocation (raises ``ValueError`` naming a bad field)."""

@@ -14,11 +14,14 @@ in the job, a scripted fake in unit tests); no Ray here.
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from sphere_ray.dialogue.behaviours import judge_messages, parse_judgement
 from sphere_ray.dialogue.sample import Dialogue, Turn
 from sphere_ray.dialogue.templates import TemplatePool
 from sphere_ray.evaluation.prompts import answer_messages
@@ -26,7 +29,7 @@ from sphere_ray.grading import extract_answer, is_equivalent
 from sphere_ray.search.types import Problem
 from sphere_ray.serving.schema import GenerateRequest, GenerateResponse
 
-__all__ = ["ChatPolicy", "DialogueParams", "run_dialogues"]
+__all__ = ["ChatPolicy", "DialogueParams", "judge_turns", "run_dialogues"]
 
 
 class ChatPolicy(Protocol):
@@ -108,3 +111,23 @@ async def run_dialogues(
             s = samples[0]
             states[i].append(Turn(ask, s.text, s.finish_reason, s.num_tokens, template.id, template.behaviour))
     return [Dialogue(problem.id, problem.problem, problem.answer, i, turns) for i, turns in enumerate(states)]
+
+
+async def judge_turns(judge: ChatPolicy, dialogues: list[Dialogue], max_tokens: int = 64) -> list[Dialogue]:
+    """The dialogues with each examined turn's ``judged`` set from one batched, greedy call of the judge model.
+
+    A turn whose verdict does not parse (:func:`~sphere_ray.dialogue.behaviours.parse_judgement`) keeps
+    ``judged=None``, and the behaviour rule falls back to the cue detector for it.
+    """
+    turns = [(i, j) for i, d in enumerate(dialogues) for j in range(len(d.turns) - len(d.examined_turns), len(d.turns))]
+    if not turns:
+        return dialogues
+    prompts = await asyncio.gather(*(judge.render_chat(judge_messages(dialogues[i].turns[j].text)) for i, j in turns))
+    response = await judge.generate(GenerateRequest(prompts=list(prompts), n=1, temperature=0.0, max_tokens=max_tokens))
+    out = [copy.copy(d) for d in dialogues]  # shallow: answers and correctness are not graded again
+    for d in out:
+        d.turns = list(d.turns)
+    for (i, j), samples in zip(turns, response.outputs, strict=True):
+        verdict = parse_judgement(samples[0].text)
+        out[i].turns[j] = dataclasses.replace(out[i].turns[j], judged=None if verdict is None else frozenset(verdict))
+    return out

@@ -85,12 +85,16 @@ def not_truncated(d: Dialogue, cfg: FilterConfig) -> str | None:
 
 
 def behaviours(d: Dialogue, cfg: FilterConfig) -> str | None:
-    """Each re-examination turn shows its behaviours; a one-turn sample (Phase 2) shows ``required_behaviours``."""
-    later = d.turns[1:]
-    for i, turn in enumerate(later or d.turns, start=2 if later else 1):
+    """Each re-examination turn shows its behaviours; a one-turn sample (Phase 2) shows ``required_behaviours``.
+
+    A turn the LLM judge answered for is judged by its verdict; any other by the cue detector.
+    """
+    first = 2 if len(d.turns) > 1 else 1
+    for i, turn in enumerate(d.examined_turns, start=first):
         wanted = set(cfg.required_behaviours) if cfg.required_behaviours is not None else {turn.behaviour} - {None}
-        if missing := sorted(wanted - behaviours_present(turn.text)):
-            return f"turn {i} shows no {', '.join(missing)}"
+        shown, by = (turn.judged, "judge") if turn.judged is not None else (behaviours_present(turn.text), "cues")
+        if missing := sorted(wanted - shown):
+            return f"turn {i} shows no {', '.join(missing)} ({by})"
     return None
 
 

@@ -43,6 +43,7 @@ def run_sft_data_job(cfg: SftDataJobConfig) -> dict[str, Any]:
             "policy_app": cfg.policy_app, "params": dataclasses.asdict(cfg.dialogue_params()),
             "filters": dataclasses.asdict(cfg.filter_config()), "templates": cfg.templates,
             "behaviours": cfg.behaviours, "config_hash": config_hash(cfg), "system_prompt": cfg.system_prompt,
+            "judge_app": cfg.judge_app, "judge_max_tokens": cfg.judge_max_tokens,
             "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries, "affinity": cfg.affinity,
             "pass_rate": dataclasses.asdict(cfg.pass_rate_params()) if phase2 else None, **retrying_args(cfg),
         }  # fmt: skip
@@ -121,7 +122,8 @@ def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _
     from sphere_ray.dialogue.filters import FILTER_NAMES
 
     problems = store.read("problems").to_pylist()
-    kept = store.read("sft").select(["template_ids", "turns", "tokens", "corrected", "behaviour_counts"]).to_pylist()
+    columns = ["template_ids", "turns", "tokens", "corrected", "behaviour_counts", "judged_behaviours"]
+    kept = store.read("sft").select(columns).to_pylist()
     rejects = store.read("rejects").select(["row", "reason", "raw", "problem_id"]).to_pylist()
     dropped = _sample_rejects(rejects)
     samples = sum(p["samples"] for p in problems)
@@ -141,11 +143,22 @@ def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _
         "kept_mean_tokens": _ratio(sum(k["tokens"] for k in kept), len(kept)),
         "kept_behaviour_cues_per_answer": {b: _ratio(sum(k["behaviour_counts"][b] for k in kept), len(kept))
                                            for b in BEHAVIOURS},
+        "judge": _judge_summary(kept + dropped),
         "problems_never_solved": sum(p["final_correct"] == 0 for p in problems),
         "problem_failures": len(failed), "generated_tokens": sum(p["generated_tokens"] for p in problems),
         "this_run": {"problems": progress.done, "failed": progress.failed, "wall_seconds": round(seconds, 2),
                      "tokens_per_second": round(progress.tokens / seconds, 2) if seconds else None},
     }  # fmt: skip
+
+
+def _judge_summary(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Samples the LLM judge answered for, and per behaviour how often its verdict matched the cue detector's."""
+    judged = [s for s in samples if s.get("judged_behaviours") is not None and s.get("behaviour_counts")]
+    if not judged:
+        return None
+    agree = {b: _ratio(sum((s["behaviour_counts"][b] > 0) == (b in s["judged_behaviours"]) for s in judged),
+                       len(judged)) for b in BEHAVIOURS}  # fmt: skip
+    return {"samples_judged": len(judged), "samples": len(samples), "agreement_with_cues": agree}
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -3,8 +3,9 @@
 Per problem (:func:`sample_until_settled`, in the Ray Data workers): pi_sft answers the problem in one turn
 (it has learned to verify and backtrack inside its answer), ``samples`` at a time, until the pass-rate
 estimate is settled (:func:`~sphere_ray.dialogue.allocation.settled`: ``max_samples`` drawn, or at least
-``min_samples`` and a 95% Wilson interval no wider than ``settle_width``). Each sample is graded and
-rule-filtered like Phase 1's.
+``min_samples`` and a 95% Wilson interval no wider than ``settle_width``), or until the problem's samples
+have used ``token_budget`` generated tokens (the rejection-sampling baseline's equal budget). Each sample is
+graded and rule-filtered like Phase 1's.
 
 Over all problems (:func:`allocate`, on the driver once every problem is done): the pass rates give each
 solved problem a target (``uniform``, ``prop2diff`` or a pass-rate ``band``), and
@@ -35,6 +36,7 @@ class PassRateParams:
     max_samples: int = 16
     min_samples: int = 4
     settle_width: float = 0.3
+    token_budget: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_samples <= self.max_samples:
@@ -43,6 +45,15 @@ class PassRateParams:
             )
         if not 0 < self.settle_width <= 1:
             raise ValueError(f"settle_width must be in (0, 1], got {self.settle_width}")
+        if self.token_budget is not None and self.token_budget < 1:
+            raise ValueError(f"problem_token_budget must be >= 1 or null, got {self.token_budget}")
+
+    def done(self, samples: Sequence[Dialogue]) -> bool:
+        """Whether to stop drawing: the pass rate is settled, or the samples used up ``token_budget``."""
+        if self.token_budget is not None and sum(d.tokens for d in samples) >= self.token_budget:
+            return True
+        return settled(sum(d.correct[-1] for d in samples), len(samples), max_samples=self.max_samples,
+                       min_samples=self.min_samples, settle_width=self.settle_width)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,14 +82,13 @@ class AllocationParams:
 async def sample_until_settled(
     policy: ChatPolicy, problem: Problem, pool: TemplatePool, params: DialogueParams, rate: PassRateParams
 ) -> list[Dialogue]:
-    """One-turn samples of ``problem``, ``params.samples`` per round, until its pass rate is settled.
+    """One-turn samples of ``problem``, ``params.samples`` per round, until ``rate.done`` (settled or budget spent).
 
     Round ``r`` samples with its own seed, so reruns draw the same samples; sample indices run on across
-    rounds.
+    rounds. With a ``token_budget`` the last round may overshoot it by up to one round's tokens.
     """
     out: list[Dialogue] = []
-    while not settled(sum(d.correct[-1] for d in out), len(out), max_samples=rate.max_samples,
-                      min_samples=rate.min_samples, settle_width=rate.settle_width):  # fmt: skip
+    while not rate.done(out):
         n = min(params.samples, rate.max_samples - len(out))
         round_params = dataclasses.replace(params, samples=n, max_turns=1, seed=params.seed + 1_000_003 * len(out))
         drawn, offset = await run_dialogues(policy, problem, pool, round_params), len(out)

@@ -20,7 +20,8 @@ class Turn:
     """One exchange of a dialogue.
 
     The user ``prompt``, the model's ``text``, why it stopped (``eos``, ``stop``, or ``length``: truncated),
-    its tokens, and the template (id, behaviour) that asked for it (None on turn 1).
+    its tokens, the template (id, behaviour) that asked for it (None on turn 1), and the behaviours an LLM
+    judge saw in it (``judged``; None: not judged, or the judge gave no usable answer).
     """
 
     prompt: str
@@ -29,6 +30,7 @@ class Turn:
     tokens: int = 0
     template_id: str | None = None
     behaviour: str | None = None
+    judged: frozenset[str] | None = None
 
 
 @dataclass
@@ -61,6 +63,11 @@ class Dialogue:
     def corrected(self) -> bool:
         """An autonomous error-correction chain: turn 1 wrong, the last turn right."""
         return not self.correct[0] and self.correct[-1]
+
+    @property
+    def examined_turns(self) -> list[Turn]:
+        """The turns whose behaviours count: those after the first, or the only one (a Phase-2 answer)."""
+        return self.turns[1:] or self.turns
 
     @property
     def template_ids(self) -> list[str]:

@@ -18,7 +18,9 @@ Phase 2 (layout ``PHASE2``: one-turn samples of pi_sft until the pass rate settl
 
 Every sample row carries provenance: ``problem_id``, ``sample``, ``source``, ``template_ids``,
 ``behaviours`` (asked for), ``turns``, ``answers`` and ``correct`` per turn, ``corrected`` (wrong then
-right), ``tokens``, ``behaviour_counts`` (cue detector, all turns after the first) and ``config_hash``.
+right), ``tokens``, ``behaviour_counts`` (cue detector, all turns after the first), ``judged_behaviours``
+(the LLM judge's verdict over the same turns; null without ``judge_app`` or when it never answered usably)
+and ``config_hash``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 
 from sphere_ray.dialogue.behaviours import behaviour_counts
-from sphere_ray.dialogue.dialogue import DialogueParams, run_dialogues
+from sphere_ray.dialogue.dialogue import DialogueParams, judge_turns, run_dialogues
 from sphere_ray.dialogue.filters import FilterConfig, check
 from sphere_ray.dialogue.rejection import PassRateParams, sample_until_settled
 from sphere_ray.dialogue.sample import Dialogue, conversation, merged_completion
@@ -53,6 +55,7 @@ PROVENANCE = [
     pa.field("corrected", pa.bool_()),
     pa.field("tokens", pa.int64()),
     pa.field("behaviour_counts", pa.struct([(b, pa.int32()) for b in BEHAVIOURS])),
+    pa.field("judged_behaviours", pa.list_(pa.string())),
     pa.field("config_hash", pa.string()),
 ]
 SFT_SCHEMA = pa.schema([pa.field("prompt", MESSAGES), pa.field("completion", MESSAGES), *PROVENANCE])
@@ -102,6 +105,8 @@ class DialogueWorker(RetryingWorker):
         config_hash / system_prompt: recorded in the rows.
         pass_rate: Phase 2 (:class:`~sphere_ray.dialogue.rejection.PassRateParams` fields): one-turn samples
             until the pass rate settles, kept rows to ``candidates``; ``None``: Phase 1's dialogues.
+        judge_app: Serve app of the LLM behaviour judge (None: the cue detector alone).
+        judge_max_tokens: token budget of one verdict.
         call_timeout_s / call_retries / affinity: as :class:`~sphere_ray.generation.worker.ProblemWorker`'s.
         **retrying: :class:`RetryingWorker` arguments.
     """
@@ -109,24 +114,31 @@ class DialogueWorker(RetryingWorker):
     def __init__(
         self, policy_app: str, params: dict[str, Any], filters: dict[str, Any], templates: str | None,
         behaviours: list[str] | None, config_hash: str, system_prompt: str | None = None,
-        pass_rate: dict[str, Any] | None = None, call_timeout_s: float = 600.0, call_retries: int = 3,
-        affinity: bool = True, **retrying: Any,
+        pass_rate: dict[str, Any] | None = None, judge_app: str | None = None, judge_max_tokens: int = 64,
+        call_timeout_s: float = 600.0, call_retries: int = 3, affinity: bool = True, **retrying: Any,
     ) -> None:  # fmt: skip
         from sphere_ray.serving.client import ServePolicy
 
         super().__init__(**retrying)
         self.policy = ServePolicy(policy_app, timeout_s=call_timeout_s, retries=call_retries)
+        self.judge = ServePolicy(judge_app, timeout_s=call_timeout_s, retries=call_retries) if judge_app else None
+        self.judge_max_tokens = judge_max_tokens
         self.params, self.filters = DialogueParams(**params), FilterConfig(**filters)
         self.pool = load_templates(templates, behaviours)
         self.config_hash, self.system_prompt, self.affinity = config_hash, system_prompt, affinity
         self.pass_rate = PassRateParams(**pass_rate) if pass_rate is not None else None
 
     async def attempt(self, problem: Problem) -> list[Dialogue]:
-        """The problem's dialogues or Phase-2 samples (one problem's calls share one replica under affinity)."""
+        """The problem's dialogues or Phase-2 samples (one problem's calls share one replica under affinity), judged."""
         policy = self.policy.for_session(problem.id) if self.affinity else self.policy
         if self.pass_rate is not None:
-            return await sample_until_settled(policy, problem, self.pool, self.params, self.pass_rate)
-        return await run_dialogues(policy, problem, self.pool, self.params)
+            dialogues = await sample_until_settled(policy, problem, self.pool, self.params, self.pass_rate)
+        else:
+            dialogues = await run_dialogues(policy, problem, self.pool, self.params)
+        if self.judge is not None:
+            judge = self.judge.for_session(problem.id) if self.affinity else self.judge
+            dialogues = await judge_turns(judge, dialogues, self.judge_max_tokens)
+        return dialogues
 
     def payload(self, problem: Problem, result: list[Dialogue], attempts: int, seconds: float) -> dict[str, Any]:
         """``{problems: [marker row], sft: [...], sft_multiturn: [...], rejects: [...]}`` (Phase 2: ``candidates``)."""
@@ -135,7 +147,8 @@ class DialogueWorker(RetryingWorker):
             reasons = check(d, self.filters)
             prov = self._provenance(d, problem)
             if reasons:
-                raw = json.dumps({"reasons": reasons, **{k: prov[k] for k in ("template_ids", "answers", "correct")},
+                keys = ("template_ids", "answers", "correct", "behaviour_counts", "judged_behaviours")
+                raw = json.dumps({"reasons": reasons, **{k: prov[k] for k in keys},
                                   "completion": merged_completion(d)[:1500]})  # fmt: skip
                 out["rejects"].append({"problem_id": problem.id, "source": problem.source, "row": d.sample,
                                        "reason": "; ".join(reasons)[:2000], "raw": raw})  # fmt: skip
@@ -158,11 +171,13 @@ class DialogueWorker(RetryingWorker):
 
     def _provenance(self, d: Dialogue, problem: Problem) -> dict[str, Any]:
         later = "\n\n".join(t.text for t in d.turns[1:])
+        verdicts = [t.judged for t in d.examined_turns if t.judged is not None]
         return {
             "problem_id": d.problem_id, "sample": d.sample, "source": problem.source, "template_ids": d.template_ids,
             "behaviours": [t.behaviour for t in d.turns[1:] if t.behaviour], "turns": len(d.turns),
             "answers": [a or "" for a in d.answers], "correct": d.correct, "corrected": d.corrected,
             "tokens": d.tokens, "behaviour_counts": behaviour_counts(later), "config_hash": self.config_hash,
+            "judged_behaviours": sorted(set().union(*verdicts)) if verdicts else None,
         }  # fmt: skip
 
 

@@ -30,7 +30,10 @@ class EvalJobConfig:
 
     models: list[dict[str, Any]] = field(
         default_factory=lambda: [{"name": "base", "model": "smollm2-135m-instruct"}],
-        metadata={"help": "models: [{name, model, adapter?}]; two give a side-by-side table", "hashed": True},
+        metadata={
+            "help": "models: [{name, model, adapter?}]; each later one is compared with the first",
+            "hashed": True,
+        },
     )
     benchmarks: list[str] = field(
         default_factory=lambda: list(BENCHMARKS),
@@ -52,7 +55,6 @@ class EvalJobConfig:
     )
     serve_timeout_s: float = option(1200.0, "how long to wait for an app to be RUNNING", hashed=False)
     num_actors: int = option(1, "Ray Data eval actors")
-    problems_per_call: int = option(8, "problems per batched generate call")
     calls_in_flight: int = option(4, "batched calls one actor keeps in flight")
     bootstrap: int = option(1000, "bootstrap resamples for the 95% interval of a difference")
     output_dir: str = option("outputs/eval", "output folder", hashed=False)
@@ -67,7 +69,7 @@ class EvalJobConfig:
             raise ValueError(f"models: names must be unique, got {[s.name for s in specs]}")
         if not self.benchmarks:
             raise ValueError("benchmarks must name at least one benchmark")
-        for name in ("samples", "max_tokens", "num_actors", "problems_per_call", "calls_in_flight", "bootstrap"):
+        for name in ("samples", "max_tokens", "num_actors", "calls_in_flight", "bootstrap"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:

@@ -7,7 +7,8 @@ benchmark through a Ray Data actor pool (:class:`~sphere_ray.evaluation.worker.E
 ``<output_dir>/<model>/<benchmark>.jsonl``  one row per sample: problem id, raw output, extracted answer,
                                           correct; with self-correction the revised output, answer, correct
 ``<output_dir>/errors.jsonl``             problems that failed after retries, with the error
-``<output_dir>/summary.json``             scores per model and benchmark (see :mod:`.metrics`), comparison
+``<output_dir>/summary.json``             scores per model and benchmark (see :mod:`.metrics`), ``comparison``:
+                                          every later model against the first, per benchmark
 ``<output_dir>/report.md``, ``pass_at_1.png``   the table and the bar chart
 """
 
@@ -131,11 +132,11 @@ def _serve(cfg: EvalJobConfig, spec: ModelSpec) -> str:
 def summarize(
     cfg: EvalJobConfig, rows: list[dict[str, Any]], labels: list[str], errors: list[dict[str, Any]], seconds: float
 ) -> dict[str, Any]:
-    """Scores per model and benchmark, the two-model comparison, and the run's settings."""
+    """Scores per model and benchmark, each later model compared with the first, and the run's settings."""
     models = [s.name for s in cfg.model_specs()]
     scores = {m: {b: score([r for r in rows if r["model"] == m and r["benchmark"] == b]) for b in labels}
               for m in models}  # fmt: skip
-    comparison = compare(rows, models[0], models[1], cfg.bootstrap, cfg.seed) if len(models) >= 2 else None
+    comparison = {m: compare(rows, models[0], m, cfg.bootstrap, cfg.seed) for m in models[1:]} or None
     return {
         "models": models, "benchmarks": labels, "scores": scores, "comparison": comparison,
         "errors": len(errors), "wall_seconds": round(seconds, 1),

@@ -13,11 +13,11 @@ def _pct(x: float | None) -> str:
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    """Pass@1 (%) per model and benchmark, self-correction, and the comparison when there are two models."""
+    """Pass@1 (%) per model and benchmark, self-correction, and every later model against the first."""
     out = ["## Pass@1", "", *_pass_table(summary)]
     out += _self_correction_table(summary)
-    if summary.get("comparison"):
-        out += _comparison_table(summary)
+    for other in summary.get("comparison") or {}:
+        out += _comparison_table(summary, other)
     return "\n".join(out) + "\n"
 
 
@@ -46,11 +46,11 @@ def _self_correction_table(summary: dict[str, Any]) -> list[str]:
                     for m, b, s in rows]  # fmt: skip
 
 
-def _comparison_table(summary: dict[str, Any]) -> list[str]:
-    base, other = summary["models"][:2]
+def _comparison_table(summary: dict[str, Any], other: str) -> list[str]:
+    base = summary["models"][0]
     head = ["benchmark", f"{base} (%)", f"{other} (%)", "difference (pts)", "95% interval (pts)"]
     lines = ["", f"## {other} vs {base} (Pass@1, paired bootstrap over problems)", "", _row(head), _row(["---"] * 5)]
-    for b, c in summary["comparison"].items():
+    for b, c in summary["comparison"][other].items():
         lo, hi = c["ci95"]
         lines.append(_row([b, _pct(c[base]), _pct(c[other]), f"{100 * c['diff']:+.1f}",
                            f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"]))  # fmt: skip

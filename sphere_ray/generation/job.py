@@ -55,14 +55,14 @@ def open_run(cfg: ProblemJobOptions, layout: Layout) -> tuple[OutputStore, Queue
     """Start a per-problem job; return its store and queue.
 
     Connects to Ray, opens ``output_dir`` (resume), stages the queue, writes the manifest, and deploys the
-    Serve apps when ``start_serve``.
+    Serve apps when ``start_serve`` and problems remain (the rerun of a finished run deploys nothing).
     """
     connect(cfg)
     info = manifest(cfg)
     store = OutputStore(cfg.output_dir, metadata={"manifest": info}, layout=layout)
     queue = stage_problems(cfg.problems, cfg.limit, store.recover(), store, cfg.queue_part_rows)
     store.write_json("manifest.json", info)
-    if cfg.start_serve:
+    if cfg.start_serve and queue.todo:
         deploy_apps(cfg)
     return store, queue
 

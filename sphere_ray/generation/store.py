@@ -14,15 +14,23 @@ generation job's (``GENERATION``; local path or any pyarrow filesystem URI, e.g.
 Commit protocol: a commit writes its data parts (pairs) and rejects part first and its marker part
 (trees: one row per finished problem) last, each to a temporary name renamed into place. A commit
 exists iff its marker part exists (possibly empty), so part files without one are leftovers of a
-killed run and are deleted on the next start. A problem is done iff its id is in a committed marker
-or rejects part; a rerun skips done problems, so no problem is ever written twice.
+killed run: readers skip them and the next start deletes them. A problem is done iff its id is in a
+committed marker or rejects part; a rerun skips done problems, so no problem is ever written twice.
+
+Storage faults: a commit that cannot be written (a read-only or full disk) removes what it wrote and raises
+an ``OSError`` naming the path, so nothing half-committed is ever read. On resume every committed part is
+read back; a commit with a damaged part (truncated, corrupted, unreadable) is moved whole to
+``quarantine/<table>/`` with its reason in ``quarantine/reasons.jsonl``, and its problems are done again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import posixpath
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +45,9 @@ from sphere_ray.pairs import PAIR_SCHEMA
 __all__ = ["GENERATION", "QUEUE_SCHEMA", "REJECT_SCHEMA", "TREE_SCHEMA", "Batch", "Layout", "OutputStore"]
 
 log = logging.getLogger(__name__)
+
+_WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                 errno.EACCES: "permission denied", errno.EDQUOT: "the disk quota is used up"}  # fmt: skip
 
 TREE_SCHEMA = pa.schema(
     [
@@ -137,7 +148,17 @@ class OutputStore:
             f"sphere_ray.{k}": json.dumps(v, sort_keys=True, default=str) for k, v in (metadata or {}).items()
         }
         for sub in layout.tables:
-            self.fs.create_dir(self._path(sub), recursive=True)
+            with self._writing(self._path(sub)):
+                self.fs.create_dir(self._path(sub), recursive=True)
+
+    @contextlib.contextmanager
+    def _writing(self, path: str) -> Iterator[None]:
+        """Re-raise a failed write as an ``OSError`` that names the path and the likely cause."""
+        try:
+            yield
+        except OSError as e:
+            why = _WRITE_ERRORS.get(e.errno) or str(e)
+            raise OSError(e.errno, f"output folder {self.root}: cannot write {path} ({why})") from e
 
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
@@ -147,8 +168,9 @@ class OutputStore:
         return sorted(i.path for i in self.fs.get_file_info(selector) if i.is_file and i.base_name.endswith(".parquet"))
 
     def recover(self) -> set[str]:
-        """Delete leftovers of a killed run; return the ids of problems already done."""
+        """Move damaged commits aside, delete leftovers of a killed run; return the ids of problems already done."""
         marker = self.layout.marker
+        self._quarantine_damaged()
         committed = {posixpath.basename(p) for p in self._parts(marker)}
         for sub in self.layout.data:
             for path in self._parts(sub):
@@ -162,6 +184,47 @@ class OutputStore:
                 if info.base_name.startswith("."):
                     self.fs.delete_file(info.path)
         return self._ids(marker) | self._ids("rejects", exclude="input.parquet")
+
+    def _quarantine_damaged(self) -> None:
+        """Read every part back; move each commit with an unreadable part to ``quarantine/``, with the reason."""
+        damaged: dict[str, str] = {}
+        for sub in self.layout.tables:
+            for path in self._parts(sub):
+                name = posixpath.basename(path)
+                if name not in damaged and (why := self._damage(path, sub)):
+                    damaged[name] = f"{sub}/{name}: {why}"
+        for name, reason in damaged.items():
+            log.warning("damaged commit %s moved to quarantine/, its problems will be done again: %s", name, reason)
+            for sub in self.layout.tables:
+                if self.fs.get_file_info(self._path(sub, name)).is_file:
+                    self.fs.create_dir(self._path("quarantine", sub), recursive=True)
+                    self.fs.move(self._path(sub, name), self._path("quarantine", sub, name))
+            self._append_reason({"part": name, "reason": reason, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    def _damage(self, path: str, sub: str) -> str | None:
+        """Why the part at ``path`` cannot be read as table ``sub`` (None: it reads back whole)."""
+        try:
+            table = pq.read_table(path, filesystem=self.fs)
+        except (OSError, pa.ArrowException) as e:
+            return f"{type(e).__name__}: {e}"[:500]
+        missing = set(self.layout.tables[sub].names) - set(table.schema.names)
+        return f"columns {sorted(missing)} missing" if missing else None
+
+    def _append_reason(self, row: dict[str, Any]) -> None:
+        path = self._path("quarantine", "reasons.jsonl")
+        old = b""
+        if self.fs.get_file_info(path).is_file:
+            with self.fs.open_input_stream(path) as f:
+                old = f.read()
+        self.write_bytes("quarantine/reasons.jsonl", old + (json.dumps(row) + "\n").encode())
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write ``data`` to ``name`` under the folder (atomically)."""
+        tmp = self._path(posixpath.dirname(name), f".{posixpath.basename(name)}.tmp")
+        with self._writing(self._path(name)):
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            self.fs.move(tmp, self._path(name))
 
     def _ids(self, sub: str, exclude: str = "") -> set[str]:
         ids: set[str] = set()
@@ -180,11 +243,20 @@ class OutputStore:
         if unknown := sorted(set(batch) - set(self.layout.tables)):
             raise ValueError(f"commit: tables {unknown} are not in the layout {sorted(self.layout.tables)}")
         name = f"part-{uuid.uuid4().hex[:16]}.parquet"
-        for sub in self.layout.data:
-            if batch.get(sub):
-                self._write(pa.Table.from_pylist(batch[sub], schema=self.layout.tables[sub]), sub, name)
+        tables = {sub: pa.Table.from_pylist(batch[sub], schema=self.layout.tables[sub])
+                  for sub in self.layout.data if batch.get(sub)}  # fmt: skip
         marker = self.layout.marker
-        self._write(pa.Table.from_pylist(batch.get(marker, []), schema=self.layout.tables[marker]), marker, name)
+        tables[marker] = pa.Table.from_pylist(batch.get(marker, []), schema=self.layout.tables[marker])
+        written = []
+        try:
+            for sub, table in tables.items():  # the marker last: it makes the commit
+                self._write(table, sub, name)
+                written.append(self._path(sub, name))
+        except OSError:
+            for path in written:  # nothing half-committed stays behind
+                with contextlib.suppress(OSError):
+                    self.fs.delete_file(path)
+            raise
         return name
 
     def write_input_rejects(self, rows: Iterable[dict[str, Any]], chunk: int = 1024) -> int:
@@ -217,8 +289,14 @@ class OutputStore:
     def _write(self, table: pa.Table, sub: str, name: str) -> None:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **self.metadata})
         tmp, final = self._path(sub, f".{name}.tmp"), self._path(sub, name)
-        pq.write_table(table, tmp, filesystem=self.fs)
-        self.fs.move(tmp, final)
+        with self._writing(final):
+            try:
+                pq.write_table(table, tmp, filesystem=self.fs)
+                self.fs.move(tmp, final)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    self.fs.delete_file(tmp)
+                raise
 
     def write_derived(self, sub: str, rows: Sequence[dict[str, Any]]) -> str:
         """(Re)write table ``sub`` as one part computed from the committed ones (``derived.parquet``, atomically).
@@ -230,10 +308,7 @@ class OutputStore:
 
     def write_json(self, name: str, data: Any) -> None:
         """Write a JSON file at the top of the folder (atomically)."""
-        tmp = self._path(f".{name}.tmp")
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(json.dumps(data, indent=2, sort_keys=True, default=str).encode())
-        self.fs.move(tmp, self._path(name))
+        self.write_bytes(name, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
 
     def read_queue(self) -> pa.Table:
         """The staged queue of this run (``QUEUE_SCHEMA``), in input order."""
@@ -245,7 +320,12 @@ class OutputStore:
         if sub not in self.layout.tables:
             raise ValueError(f"read: {sub!r} is not one of {sorted(self.layout.tables)}")
         schema = self.layout.tables[sub]
-        tables = [pq.read_table(p, filesystem=self.fs, schema=schema) for p in self._parts(sub)]
+        committed = {posixpath.basename(p) for p in self._parts(self.layout.marker)} | {
+            "input.parquet",
+            "derived.parquet",
+        }
+        parts = [p for p in self._parts(sub) if posixpath.basename(p) in committed]  # never a half-written commit
+        tables = [pq.read_table(p, filesystem=self.fs, schema=schema) for p in parts]
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
 

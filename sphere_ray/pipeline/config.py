@@ -2,39 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sphere_ray.config import option
+from sphere_ray.config import option, section
 from sphere_ray.evaluation.config import EvalJobConfig
 from sphere_ray.generation.config import GenerateJobConfig
 from sphere_ray.training.config import DPOJobConfig
 
-__all__ = ["PipelineConfig"]
+__all__ = ["PipelineConfig", "build_section"]
 
 
 @dataclass
 class PipelineConfig:
     """SPHERE end to end: serve -> generate pairs -> DPO -> evaluate base vs trained -> report (K rounds)."""
 
+    method: str = option("sphere", "sphere (this pipeline) or dual_phase (recipes/dual_phase_*.yaml)")
     output_dir: str = option("outputs/run", "run folder: round-<k>/{generate,dpo}/, eval/, report/", hashed=False)
     rounds: int = option(1, "generate -> train rounds; round k+1 generates with round k's trained model")
     base_model: str = option("smollm2-135m-instruct", "round 1's policy, and 'base' in the final evaluation")
-    generate: dict[str, Any] = field(
-        default_factory=dict,
-        metadata={"help": "GenerateJobConfig fields (output_dir and the policy model are set per round)"},
-    )
-    train: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "DPOJobConfig fields (model, pairs and output_dir are set per round)"}
-    )
-    evaluate: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "EvalJobConfig fields (models = base and the last round's model)"}
-    )
+    generate: dict[str, Any] = section("GenerateJobConfig fields (output_dir and the policy model are set per round)")
+    train: dict[str, Any] = section("DPOJobConfig fields (model, pairs and output_dir are set per round)")
+    evaluate: dict[str, Any] = section("EvalJobConfig fields (models = base and the last round's model)")
     ray_address: str | None = option(None, "Ray cluster address (null: the job's cluster or a new local one)")
     log_level: str = option("INFO", "logging level", hashed=False)
 
     def __post_init__(self) -> None:
+        if self.method != "sphere":
+            raise ValueError(f"method must be sphere for this config, got {self.method!r}")
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         for name in ("generate", "train", "evaluate"):
@@ -58,13 +54,13 @@ class PipelineConfig:
         policy_app = self.generate.get("policy_app", "policy")
         overrides[policy_app] = {**overrides.get(policy_app, {}), "model": policy}
         values = {**self.generate, "output_dir": str(self.round_dir(k) / "generate"), "serve_overrides": overrides}
-        return _build(GenerateJobConfig, "generate", values)
+        return build_section(GenerateJobConfig, "generate", values)
 
     def train_config(self, k: int, policy: str) -> DPOJobConfig:
         """Round ``k``'s DPO job on that round's pairs, starting from ``policy``."""
         pairs = str(self.round_dir(k) / "generate" / "pairs")
         values = {**self.train, "model": policy, "pairs": pairs, "output_dir": str(self.round_dir(k) / "dpo")}
-        return _build(DPOJobConfig, "train", values)
+        return build_section(DPOJobConfig, "train", values)
 
     def eval_config(self, trained: str | None) -> EvalJobConfig:
         """The evaluation of the base model and (when there is one) the trained model."""
@@ -72,10 +68,11 @@ class PipelineConfig:
         if trained:
             models.append({"name": "trained", "model": trained})
         values = {**self.evaluate, "models": models, "output_dir": str(Path(self.output_dir) / "eval")}
-        return _build(EvalJobConfig, "evaluate", values)
+        return build_section(EvalJobConfig, "evaluate", values)
 
 
-def _build(cls: type, section: str, values: dict[str, Any]) -> Any:
+def build_section(cls: type, section: str, values: dict[str, Any]) -> Any:
+    """``cls(**values)``; an error names ``section`` before the field."""
     try:
         return cls(**values)
     except TypeError as e:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_loss", "plot_pairs", "plot_rewards", "plot_trees"]
+__all__ = ["plot_behaviours", "plot_histograms", "plot_loss", "plot_pairs", "plot_rewards", "plot_trees"]
 
 
 def _plt() -> Any:
@@ -48,8 +48,8 @@ def plot_rewards(pairs: list[dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_loss(history: list[dict[str, Any]], path: Path) -> Path:
-    """DPO train and eval loss per step."""
+def plot_loss(history: list[dict[str, Any]], path: Path, ylabel: str = "DPO loss") -> Path:
+    """Train and eval loss per step (TRL's log history)."""
     fig, ax = _plt().subplots(figsize=(5, 3))
     train = [(h["step"], h["loss"]) for h in history if "loss" in h]
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
@@ -57,7 +57,37 @@ def plot_loss(history: list[dict[str, Any]], path: Path) -> Path:
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", markersize=3, label=label)
     ax.set_xlabel("step")
-    ax.set_ylabel("DPO loss")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_histograms(series: dict[str, list[int]], path: Path, xlabel: str, title: str) -> Path:
+    """Side-by-side bars of equal-width histograms over [0, 1] (``{label: counts per bin}``)."""
+    fig, ax = _plt().subplots(figsize=(6, 3))
+    width = 0.8 / max(len(series), 1)
+    for i, (label, counts) in enumerate(series.items()):
+        bins = len(counts)
+        ax.bar([(b + 0.1 + i * width) / bins for b in range(bins)], counts, width / bins, align="edge", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_behaviours(per_model: dict[str, dict[str, float]], path: Path) -> Path:
+    """Grouped bars: per model, the share of answers showing each behaviour (``{model: {behaviour: share}}``)."""
+    fig, ax = _plt().subplots(figsize=(6, 3))
+    models = list(per_model)
+    behaviours = list(next(iter(per_model.values()), {}))
+    width = 0.8 / max(len(models), 1)
+    for i, m in enumerate(models):
+        xs = [x + i * width for x in range(len(behaviours))]
+        ax.bar(xs, [100 * per_model[m][b] for b in behaviours], width, label=m)
+    ax.set_xticks([x + width * (len(models) - 1) / 2 for x in range(len(behaviours))], behaviours)
+    ax.set_ylabel("answers showing it (%)")
+    ax.set_title("Behaviour cues in evaluation answers")
     ax.legend()
     return _save(fig, path)
 

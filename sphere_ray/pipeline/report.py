@@ -16,7 +16,7 @@ from typing import Any
 from sphere_ray.evaluation.report import markdown as eval_markdown
 from sphere_ray.pipeline.plots import plot_loss, plot_pairs, plot_rewards, plot_trees
 
-__all__ = ["write_report"]
+__all__ = ["evaluation_section", "write_report"]
 
 
 def write_report(cfg: Any, run: dict[str, Any], evaluation: dict[str, Any]) -> Path:
@@ -27,14 +27,20 @@ def write_report(cfg: Any, run: dict[str, Any], evaluation: dict[str, Any]) -> P
              f"base model: `{cfg.base_model}` · wall time: {run['wall_seconds'] / 60:.1f} min\n"]  # fmt: skip
     for record in run["rounds"]:
         lines += _round_section(record, folder)
-    lines += ["## Evaluation: base vs trained\n", eval_markdown(evaluation)]
-    png = Path(run["eval"]) / "pass_at_1.png"
-    if png.exists():
-        shutil.copy(png, folder / "pass_at_1.png")
-        lines.append("![Pass@1](pass_at_1.png)\n")
+    lines += evaluation_section("## Evaluation: base vs trained\n", evaluation, Path(run["eval"]), folder)
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def evaluation_section(title: str, evaluation: dict[str, Any], eval_dir: Path, folder: Path) -> list[str]:
+    """The evaluation's tables under ``title`` and its Pass@1 chart (copied into the report ``folder``)."""
+    lines = [title, eval_markdown(evaluation)]
+    png = eval_dir / "pass_at_1.png"
+    if png.exists():
+        shutil.copy(png, folder / "pass_at_1.png")
+        lines.append("![Pass@1](pass_at_1.png)\n")
+    return lines
 
 
 def _round_section(record: dict[str, Any], folder: Path) -> list[str]:

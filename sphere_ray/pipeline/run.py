@@ -17,7 +17,7 @@ from typing import Any
 
 from sphere_ray.pipeline.config import PipelineConfig
 
-__all__ = ["run_pipeline"]
+__all__ = ["run_pipeline", "run_rounds"]
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     if not ray.is_initialized():
         ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=False)
     start = time.monotonic()
-    policy, rounds = cfg.base_model, []
-    for k in range(1, cfg.rounds + 1):
-        record = _round(cfg, k, policy)
-        rounds.append(record)
-        if record.get("trained_model") is None:
-            break
-        policy = record["trained_model"]
-    trained = policy if policy != cfg.base_model else None
+    rounds, trained = run_rounds(cfg, cfg.base_model)
     log.info("[eval] base%s", " vs trained" if trained else " only (no round trained a model)")
     from sphere_ray.evaluation.job import run_eval_job
 
@@ -48,6 +41,18 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     summary["report"] = str(write_report(cfg, summary, evaluation))
     Path(cfg.output_dir, "run.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def run_rounds(cfg: PipelineConfig, policy: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Generate -> train rounds from ``policy``; ``(round records, the last trained model or None)``."""
+    rounds, start = [], policy
+    for k in range(1, cfg.rounds + 1):
+        record = _round(cfg, k, policy)
+        rounds.append(record)
+        if record.get("trained_model") is None:
+            break
+        policy = record["trained_model"]
+    return rounds, policy if policy != start else None
 
 
 def _round(cfg: PipelineConfig, k: int, policy: str) -> dict[str, Any]:

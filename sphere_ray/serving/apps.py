@@ -3,32 +3,49 @@
 Replica count, autoscaling and resources are not set here: they come from the Serve YAML in
 ``deployments/`` (``serve run deployments/policy.yaml``, or :func:`sphere_ray.serving.launch.deploy`).
 
-* :class:`GenerationServer` — one model behind ``backend: vllm | transformers``. Handle API:
+* :class:`GenerationServer` — one model behind ``backend: vllm | transformers | sim``. Handle API:
   ``generate(GenerateRequest) -> GenerateResponse``, ``render_chat(messages) -> str``, ``stats()``.
-  HTTP (FastAPI ingress): OpenAI ``POST /v1/completions``, ``POST /v1/chat/completions``,
-  ``GET /v1/models``, plus ``POST /v1/generate`` (the step API) and ``GET /v1/stats``.
+  HTTP (FastAPI ingress): OpenAI ``POST /v1/completions``, ``POST /v1/chat/completions`` (both also with
+  ``stream: true``, :mod:`.openai_api`), ``GET /v1/models``, plus ``POST /v1/generate`` (the step API) and
+  ``GET /v1/stats``.
 * :class:`PRMServer` — one PRM family. Handle API: ``score(ScoreRequest) -> ScoreResponse``, ``stats()``;
   HTTP: ``POST /v1/score``.
 
-Malformed requests are answered 422 (schema) or 400 (semantics) and never reach the engine.
+Malformed requests are answered 422 (schema) or 400 (semantics), requests over the app's ``limits`` 400
+(413 for the body), and a request without the API key (when one is configured) 401 (:mod:`.guard`); none
+of them reaches the engine.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 from ray.serve import Application
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sphere_ray.models.embedded import resolve_model
+from sphere_ray.serving import openai_api
 from sphere_ray.serving.client import ServePolicy
 from sphere_ray.serving.cpus import parse_cpus, pin_to_cpus
-from sphere_ray.serving.engines import build_engine
+from sphere_ray.serving.engines import build_engine, stream_whole
+from sphere_ray.serving.guard import (
+    BodyLimit,
+    LimitExceededError,
+    RequestLimits,
+    check_generate,
+    check_score,
+    configure,
+    error_response,
+    require_key,
+    resolve_key,
+)
 from sphere_ray.serving.meter import BusyMeter, SessionTally
 from sphere_ray.serving.prm import MonteCarloPRM, build_prm
 from sphere_ray.serving.schema import (
@@ -58,10 +75,23 @@ Cpus = Annotated[
 ]
 
 
-class GenerationAppArgs(BaseModel):
-    """``args`` of a generation app in the Serve YAML."""
+class ServiceArgs(BaseModel):
+    """``args`` every app takes: its API key (where to read it) and its request limits (:mod:`.guard`)."""
 
     model_config = ConfigDict(extra="forbid")
+    api_key_env: str = Field("SPHERE_RAY_API_KEY", description="environment variable holding the API key")
+    api_key_file: str | None = Field(None, description="secret file holding the API key (never the key itself)")
+    require_api_key: bool = Field(False, description="refuse to start without a key (set when HTTP is exposed)")
+    limits: RequestLimits = Field(default_factory=RequestLimits, description="bounds on one request")
+
+    def secure(self) -> None:
+        """Set this replica's key and limits (raises ``ValueError`` if a required key is missing)."""
+        configure(resolve_key(self.api_key_env, self.api_key_file, self.require_api_key), self.limits)
+
+
+class GenerationAppArgs(ServiceArgs):
+    """``args`` of a generation app in the Serve YAML."""
+
     model: str = Field(..., description="model folder, hub name, or the embedded default's name")
     served_model_name: str | None = Field(None, description="name reported to clients (default: model)")
     backend: Literal["vllm", "transformers", "sim"] = "vllm"
@@ -72,10 +102,9 @@ class GenerationAppArgs(BaseModel):
     cpus: Cpus = None
 
 
-class PRMAppArgs(BaseModel):
+class PRMAppArgs(ServiceArgs):
     """``args`` of a PRM app in the Serve YAML."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: str = Field(..., description="PRM family: qwen_prm | judge | monte_carlo | sim (simulated)")
     model: str | None = Field(None, description="PRM model (qwen_prm, judge)")
     served_model_name: str | None = None
@@ -108,28 +137,32 @@ def _counter(name: str, description: str) -> Any:
     return Counter(name, description=description, tag_keys=("model",))
 
 
-def _sampling(body: CompletionRequest | ChatCompletionRequest) -> dict[str, Any]:
-    return body.model_dump(include={"n", "temperature", "top_p", "top_k", "max_tokens", "seed", "stop"})
+def _guarded(title: str) -> FastAPI:
+    """A FastAPI app behind the guard: the key on every route (no open docs routes), the body limit, 400/413.
+
+    Errors answer with FastAPI's ``detail`` and OpenAI's ``error`` object, so OpenAI clients show the message.
+    """
+    app = FastAPI(title=title, dependencies=[Depends(require_key)], docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(LimitExceededError)
+    async def _over_limit(request: Request, exc: LimitExceededError) -> JSONResponse:
+        return error_response(exc.status, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = jsonable_encoder(exc.errors())
+        message = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in errors)
+        return error_response(422, errors, message=message)
+
+    return app
 
 
-def _openai(response: GenerateResponse, kind: str, body: Any) -> dict[str, Any]:
-    """An OpenAI response; choices are numbered across prompts (prompt i, sample j -> i*n + j)."""
-    choices, index = [], 0
-    for samples in response.outputs:
-        for s in samples:
-            reason = "length" if s.finish_reason == "length" else "stop"
-            choices.append({"index": index, **body(s), "finish_reason": reason, "stop_reason": s.finish_reason})
-            index += 1
-    completion = sum(s.num_tokens for ss in response.outputs for s in ss)
-    usage = {"prompt_tokens": response.prompt_tokens, "completion_tokens": completion}
-    usage["total_tokens"] = usage["prompt_tokens"] + completion
-    usage["prompt_tokens_details"] = {"cached_tokens": response.cached_prompt_tokens}
-    prefix = "cmpl" if kind == "text_completion" else "chatcmpl"
-    return {"id": f"{prefix}-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()),
-            "model": response.model, "choices": choices, "usage": usage}  # fmt: skip
-
-
-api = FastAPI(title="sphere-ray generation")
+api = _guarded("sphere-ray generation")
 
 
 @serve.deployment(name="GenerationServer")
@@ -139,6 +172,7 @@ class GenerationServer:
 
     def __init__(self, args: dict[str, Any]) -> None:
         cfg = GenerationAppArgs.model_validate(args)
+        cfg.secure()
         if cfg.cpus:
             pin_to_cpus(cfg.cpus)
         self.name = cfg.served_model_name or cfg.model
@@ -157,8 +191,10 @@ class GenerationServer:
     async def generate(self, request: GenerateRequest | dict) -> GenerateResponse:
         """``n`` samples for each prompt (the search's batched step call)."""
         self.sessions.add_current()
+        request = _validate(GenerateRequest, request)
+        check_generate(request.prompts, request.n, request.max_tokens)
         with self.meter.track():
-            response = await self.engine.generate(_validate(GenerateRequest, request))
+            response = await self.engine.generate(request)
         stats = self.engine.stats()
         self._hit_rate.set(stats["prefix_cache_hit_rate"], tags={"model": self.name})
         tokens = sum(s.num_tokens for ss in response.outputs for s in ss)
@@ -194,24 +230,35 @@ class GenerationServer:
         """The batched step API over HTTP."""
         return await self.generate(body)
 
-    @api.post("/v1/completions")
-    async def completions(self, body: CompletionRequest) -> dict[str, Any]:
-        """OpenAI completions (non-streaming)."""
+    @api.post("/v1/completions", response_model=None)
+    async def completions(self, body: CompletionRequest) -> dict[str, Any] | StreamingResponse:
+        """OpenAI completions (``stream: true``: server-sent events)."""
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if any(not p for p in prompts):
             raise HTTPException(status_code=400, detail="prompt must not be empty")
-        response = await self.generate(GenerateRequest(prompts=prompts, **_sampling(body)))
-        return _openai(response, "text_completion", lambda s: {"text": s.text})
+        return await self._answer(GenerateRequest(prompts=prompts, **openai_api.sampling(body)), body, chat=False)
 
-    @api.post("/v1/chat/completions")
-    async def chat_completions(self, body: ChatCompletionRequest) -> dict[str, Any]:
-        """OpenAI chat completions (non-streaming, text only)."""
+    @api.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(self, body: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
+        """OpenAI chat completions, text only (``stream: true``: server-sent events)."""
         prompt = self.engine.render_chat([m.model_dump() for m in body.messages])
-        response = await self.generate(GenerateRequest(prompts=[prompt], **_sampling(body)))
-        return _openai(response, "chat.completion", lambda s: {"message": {"role": "assistant", "content": s.text}})
+        return await self._answer(GenerateRequest(prompts=[prompt], **openai_api.sampling(body)), body, chat=True)
+
+    async def _answer(
+        self, request: GenerateRequest, body: CompletionRequest | ChatCompletionRequest, chat: bool
+    ) -> dict[str, Any] | StreamingResponse:
+        if not body.stream:
+            return openai_api.response(await self.generate(request), chat)
+        check_generate(request.prompts, request.n, request.max_tokens)
+        self.sessions.add_current()
+        stream = getattr(self.engine, "stream", None)
+        deltas = stream(request) if stream else stream_whole(self.engine, request)
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = openai_api.events(self.meter.track_stream(deltas), request.n, self.name, chat, usage)
+        return StreamingResponse(events, media_type="text/event-stream")
 
 
-prm_api = FastAPI(title="sphere-ray PRM")
+prm_api = _guarded("sphere-ray PRM")
 
 
 @serve.deployment(name="PRMServer")
@@ -221,6 +268,7 @@ class PRMServer:
 
     def __init__(self, args: dict[str, Any]) -> None:
         cfg = PRMAppArgs.model_validate(args)
+        cfg.secure()
         if cfg.cpus:
             pin_to_cpus(cfg.cpus)
         name = cfg.served_model_name or cfg.model or cfg.kind
@@ -239,8 +287,10 @@ class PRMServer:
     async def score(self, request: ScoreRequest | dict) -> ScoreResponse:
         """One score in [0, 1] per step (only the last if ``only_last``)."""
         self.sessions.add_current()
+        request = _validate(ScoreRequest, request)
+        check_score(request.items)
         with self.meter.track():
-            return await self.prm.score(_validate(ScoreRequest, request))
+            return await self.prm.score(request)
 
     async def stats(self) -> dict[str, float]:
         """Busy time of this replica (:class:`BusyMeter`), and the family's own counters if it keeps any."""

@@ -240,15 +240,22 @@ class OpenAIPolicy:
 
     Prompts are rendered locally with ``tokenizer``'s chat template (the server's model's tokenizer).
     Per-sample token counts come from vLLM's ``return_token_ids`` extension when the server has it,
-    else from re-tokenising the text.
+    else from re-tokenising the text. ``api_key`` (else the ``OPENAI_API_KEY`` environment variable) is sent
+    as ``Authorization: Bearer``, as a sphere-ray app with a key (or any hosted server) requires.
     """
 
-    def __init__(self, base_url: str, model: str, tokenizer: str, timeout_s: float = 600.0, retries: int = 3) -> None:
+    def __init__(
+        self, base_url: str, model: str, tokenizer: str, timeout_s: float = 600.0, retries: int = 3,
+        api_key: str | None = None,
+    ) -> None:  # fmt: skip
+        import os
+
         from transformers import AutoTokenizer
 
         self.base_url, self.model, self.name = base_url.rstrip("/"), model, model
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.timeout_s, self.retries = timeout_s, retries
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
 
     async def render_prompt(self, user_message: str) -> str:
         """Chat template of the local tokenizer."""
@@ -272,9 +279,10 @@ class OpenAIPolicy:
         import json
         import urllib.request
 
-        req = urllib.request.Request(
-            f"{self.base_url}/v1/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        req = urllib.request.Request(f"{self.base_url}/v1/completions", json.dumps(body).encode(), headers)
         with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
             return json.loads(resp.read())
 

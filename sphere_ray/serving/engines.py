@@ -14,7 +14,8 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sphere_ray.config import lookup
@@ -25,10 +26,12 @@ __all__ = [
     "EngineStats",
     "GenerationEngine",
     "HFEngine",
+    "StreamDelta",
     "VLLMEngine",
     "build_engine",
     "prompt_seeds",
     "render_chat",
+    "stream_whole",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,31 @@ class GenerationEngine(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class StreamDelta:
+    """New text of sample ``sample`` of prompt ``prompt``; ``finish_reason`` (eos/stop/length) on its last delta.
+
+    ``num_tokens``: the tokens of this delta; ``prompt_tokens``: the prompt's tokens, on the first delta of
+    each prompt only (so the sum over a stream is the request's prompt tokens).
+    """
+
+    prompt: int
+    sample: int
+    text: str
+    finish_reason: str | None = None
+    num_tokens: int = 0
+    prompt_tokens: int = 0
+
+
+async def stream_whole(engine: GenerationEngine, request: GenerateRequest) -> AsyncIterator[StreamDelta]:
+    """A stream of one delta per sample: the whole text, once generated (engines without token streaming)."""
+    response = await engine.generate(request)
+    for i, samples in enumerate(response.outputs):
+        for j, s in enumerate(samples):
+            prompt_tokens = response.prompt_tokens if (i, j) == (0, 0) else 0
+            yield StreamDelta(i, j, s.text, s.finish_reason, s.num_tokens, prompt_tokens)
+
+
 def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
     """Chat template with a generation prompt; plain ``role: content`` lines if the model has none."""
     if getattr(tokenizer, "chat_template", None):
@@ -68,11 +96,16 @@ class EngineStats:
 
     def add(self, response: GenerateResponse) -> None:
         """Count one response."""
+        generated = sum(s.num_tokens for ss in response.outputs for s in ss)
+        self.count(response.prompt_tokens, response.cached_prompt_tokens, generated)
+
+    def count(self, prompt_tokens: int, cached_prompt_tokens: int, generated_tokens: int) -> None:
+        """Count one request from its token totals."""
         v = self.values
         v["requests"] += 1
-        v["prompt_tokens"] += response.prompt_tokens
-        v["cached_prompt_tokens"] += response.cached_prompt_tokens
-        v["generated_tokens"] += sum(s.num_tokens for ss in response.outputs for s in ss)
+        v["prompt_tokens"] += prompt_tokens
+        v["cached_prompt_tokens"] += cached_prompt_tokens
+        v["generated_tokens"] += generated_tokens
 
     def snapshot(self) -> dict[str, float]:
         """The totals and the prefix-cache hit rate (cached / prompt tokens)."""
@@ -133,23 +166,48 @@ class VLLMEngine:
         return response
 
     async def _one(self, prompt: str, request: GenerateRequest, seed: int | None) -> Any:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        params = SamplingParams(
-            n=request.n,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            top_k=request.top_k if request.top_k > 0 else -1,
-            max_tokens=request.max_tokens,
-            seed=seed,
-            stop=request.stop or None,
-            output_kind=RequestOutputKind.FINAL_ONLY,
-        )
         final = None
-        async for out in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+        async for out in self.engine.generate(prompt, _params(request, seed, delta=False), request_id=uuid.uuid4().hex):
             final = out
         return final
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamDelta]:
+        """Token deltas of every sample of every prompt as the engine makes them (prompts run concurrently)."""
+        seeds = prompt_seeds(request) if self.seeds_supported else [None] * len(request.prompts)
+        queue: asyncio.Queue = asyncio.Queue()
+        totals = [0, 0, 0]  # prompt, cached, generated tokens
+
+        async def pump(i: int, prompt: str, seed: int | None) -> None:
+            first = True
+            try:
+                async for out in self.engine.generate(prompt, _params(request, seed, delta=True), uuid.uuid4().hex):
+                    prompt_tokens = len(out.prompt_token_ids or ()) if first else 0
+                    if first:
+                        totals[0] += prompt_tokens
+                        totals[1] += out.num_cached_tokens or 0
+                        first = False
+                    for c in out.outputs:
+                        totals[2] += len(c.token_ids)
+                        reason = _finish_reason(c) if c.finish_reason is not None else None
+                        await queue.put(StreamDelta(i, c.index, c.text, reason, len(c.token_ids), prompt_tokens))
+                        prompt_tokens = 0
+                await queue.put(None)
+            except BaseException as e:  # handed to the consumer, which raises it
+                await queue.put(e)
+
+        tasks = [
+            asyncio.create_task(pump(i, p, s)) for i, (p, s) in enumerate(zip(request.prompts, seeds, strict=True))
+        ]
+        try:
+            for _ in tasks:
+                while (item := await queue.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+        finally:
+            for t in tasks:
+                t.cancel()
+            self._stats.count(*totals)
 
     def stats(self) -> dict[str, float]:
         """Running totals and the prefix-cache hit rate."""
@@ -177,14 +235,33 @@ def _seeds_safe(engine: Any) -> bool:
     return True
 
 
-def _vllm_sample(completion: Any) -> Sample:
+def _params(request: GenerateRequest, seed: int | None, delta: bool) -> Any:
+    """The vLLM sampling parameters of ``request`` (``delta``: stream new text; else only the final output)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    return SamplingParams(
+        n=request.n,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k if request.top_k > 0 else -1,
+        max_tokens=request.max_tokens,
+        seed=seed,
+        stop=request.stop or None,
+        output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
+    )
+
+
+def _finish_reason(completion: Any) -> str:
     if completion.finish_reason == "length":
-        reason = "length"
-    elif isinstance(completion.stop_reason, str):
-        reason = "stop"
-    else:  # None (end of sequence) or an int (a stop token id such as <|im_end|>)
-        reason = "eos"
-    return Sample(text=completion.text, num_tokens=len(completion.token_ids), finish_reason=reason)
+        return "length"
+    if isinstance(completion.stop_reason, str):
+        return "stop"
+    return "eos"  # None (end of sequence) or an int (a stop token id such as <|im_end|>)
+
+
+def _vllm_sample(completion: Any) -> Sample:
+    return Sample(text=completion.text, num_tokens=len(completion.token_ids), finish_reason=_finish_reason(completion))
 
 
 class HFEngine:

@@ -31,7 +31,8 @@ def load_serve_config(
 
     ``sim`` (SimOptions fields, :mod:`sphere_ray.sim`) switches every generation app to ``backend: sim``
     and every PRM app to ``kind: sim``: the one override that rehearses a GPU YAML on the simulated
-    engine, replicas, resources and autoscaling unchanged.
+    engine, replicas, resources and autoscaling unchanged. An ``http_options.host`` beyond loopback (HTTP
+    exposed) sets ``require_api_key: true`` on every app (:mod:`sphere_ray.serving.guard`).
 
     Raises:
         ValueError: a file is unreadable, two files declare the same app, or an override names no app.
@@ -56,7 +57,22 @@ def load_serve_config(
     if sim is not None:
         for app in merged["applications"]:
             _simulate(app, dict(sim))
+    if not _loopback((merged.get("http_options") or {}).get("host", "127.0.0.1")):
+        for app in merged["applications"]:  # HTTP beyond this host: no app answers without the API key
+            app.setdefault("args", {})["require_api_key"] = True
     return {k: v for k, v in merged.items() if v is not None}
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: assume it resolves beyond this host
 
 
 def _simulate(app: dict[str, Any], sim: dict[str, Any]) -> None:

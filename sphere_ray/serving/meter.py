@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
 
 __all__ = ["BusyMeter", "SessionTally"]
+
+T = TypeVar("T")
 
 
 class BusyMeter:
@@ -35,6 +38,12 @@ class BusyMeter:
             yield
         finally:
             self._advance(-1)
+
+    async def track_stream(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        """``items``, counting one request in progress until the stream ends (or its consumer stops)."""
+        with self.track():
+            async for item in items:
+                yield item
 
     def _advance(self, delta: int) -> None:
         now = self._clock()

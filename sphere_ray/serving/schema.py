@@ -25,6 +25,7 @@ __all__ = [
     "ScoreItem",
     "ScoreRequest",
     "ScoreResponse",
+    "StreamOptions",
 ]
 
 MAX_PROMPTS = 4096
@@ -122,13 +123,21 @@ class ScoreResponse(_Strict):
     model: str = ""
 
 
+class StreamOptions(BaseModel):
+    """OpenAI ``stream_options``."""
+
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
 class CompletionRequest(SamplingFields):
-    """OpenAI ``/v1/completions`` (the subset a math search needs)."""
+    """OpenAI ``/v1/completions`` (the subset a math search needs; ``stream: true`` answers with events)."""
 
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
     prompt: str | list[str]
-    stream: Literal[False] = False
+    stream: bool = False
+    stream_options: StreamOptions | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -151,4 +160,5 @@ class ChatCompletionRequest(SamplingFields):
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
     messages: list[ChatMessage] = Field(..., min_length=1)
-    stream: Literal[False] = False
+    stream: bool = False
+    stream_options: StreamOptions | None = None
