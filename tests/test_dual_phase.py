@@ -143,6 +143,26 @@ def test_no_kept_sample_skips_the_models_that_need_it(monkeypatch, tmp_path):
     ]
 
 
+def test_the_sphere_section_starts_sphere_from_pi_rej(monkeypatch, tmp_path):
+    import sphere_ray.pipeline.run as sphere_run
+    from sphere_ray.pipeline.dual_phase import run_dual_phase
+
+    calls = _fake_stages(monkeypatch, tmp_path)
+    starts = []
+
+    def fake_rounds(cfg, policy):
+        starts.append((policy, cfg.output_dir))
+        return [{"round": 1}], f"{cfg.output_dir}/round1/merged"
+
+    monkeypatch.setattr(sphere_run, "run_rounds", fake_rounds)
+    cfg = DualPhaseConfig(output_dir=str(tmp_path), base_model="b", phase1={"start_serve": False}, baseline=False,
+                          sphere={"rounds": 1})  # fmt: skip
+    run = run_dual_phase(cfg)
+    assert starts == [(str(tmp_path / "rej" / "merged"), str(tmp_path / "sphere"))]
+    assert [m["name"] for m in calls[-1][1]] == ["base", "sft", "rej", "sphere"]
+    assert run["models"]["sphere"] == str(tmp_path / "sphere" / "round1" / "merged")
+
+
 @pytest.mark.slow
 def test_dual_phase_end_to_end(sim_apps, serve_apps, tiny_policy_path, tmp_path):
     from sphere_ray.dialogue.worker import PHASE2
