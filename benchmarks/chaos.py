@@ -40,8 +40,15 @@ log = logging.getLogger("chaos")
 
 
 def driver_cmd(args: argparse.Namespace, problems: Path, out: Path) -> list[str]:
-    """The generation job against the running apps (its search seeded: reruns draw the same steps)."""
+    """The generation job against the running apps (its search seeded: reruns draw the same steps).
+
+    It joins this process's cluster by address: with none, ``ray.init`` would start a new local one.
+    """
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
     return [sys.executable, "-m", "jobs.generate", "--problems", str(problems), "--output_dir", str(out),
+            "--ray_address", address,
             "--start_serve", "false", "--num_actors", "2", "--problems_in_flight", str(args.in_flight),
             "--actor_num_cpus", "0.01", "--num_candidates", "2", "--max_depth", "4", "--max_step_tokens", "32",
             "--commit_every", "32", "--commit_every_s", "10", "--progress_every_s", "30", "--seed", "7",
@@ -90,9 +97,12 @@ class Chaos(threading.Thread):
         log.info("chaos: %s", what)
 
     def _alive(self, match: Any) -> list[Any]:
+        import ray
         from ray.util.state import list_actors
 
-        return [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10000) if match(a.class_name)]
+        address = ray.get_runtime_context().gcs_address  # another Ray on the machine makes "auto" ambiguous
+        alive = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=10000)
+        return [a for a in alive if match(a.class_name)]
 
     def _kill_replica(self) -> None:
         import ray

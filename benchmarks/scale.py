@@ -274,7 +274,8 @@ def _chaos(out: Path, total: int, cluster: Any, events: list[dict], recorder: Re
 
     while _done(out) < 0.3 * total:
         time.sleep(1)
-    actor = next(a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10000)
+    address = ray.get_runtime_context().gcs_address  # another Ray on the machine makes "auto" ambiguous
+    actor = next(a for a in list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=10000)
                  if a.class_name.startswith("ServeReplica:policy:"))  # fmt: skip
     ray.kill(ray.get_actor(actor.name, namespace="serve"), no_restart=True)
     events.append({"t": recorder.now(), "done": _done(out), "event": f"killed policy replica {actor.name}"})
@@ -294,12 +295,16 @@ def _cluster_procs(cluster: Any) -> list[psutil.Process]:
 
 def part_rss(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """A long run's driver: ``python -m jobs.generate`` as a child; its RSS every 5 s."""
+    import ray
+
     n = 4
     deploy(serve_config(n, True, args.rss_compression))
     problems = write_problems(work / "rss.jsonl", args.rss_problems, seed=11)
     out = work / "rss"
+    address = ray.get_runtime_context().gcs_address  # with none, the child's ray.init would start a new cluster
     cmd = [sys.executable, "-m", "jobs.generate", "--problems", str(problems), "--output_dir", str(out),
-           "--start_serve", "false", "--num_actors", "2", "--problems_in_flight", "64", "--actor_num_cpus", "0.01",
+           "--ray_address", address, "--start_serve", "false", "--num_actors", "2", "--problems_in_flight", "64",
+           "--actor_num_cpus", "0.01",
            "--num_candidates", "2", "--max_depth", "2", "--max_step_tokens", "16", "--commit_every", "1024",
            "--progress_every_s", "60"]  # fmt: skip
     samples, t0 = [], time.monotonic()
