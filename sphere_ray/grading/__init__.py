@@ -7,7 +7,7 @@
   verdict stands; the rewrites of :mod:`.forms` only let math-verify see forms it cannot parse.
 
 Measured against plain math-verify on other graders' test suites by :mod:`.suites`
-(``benchmarks/grading.py``, ``tests/test_grading_corpus.py``).
+(``benchmarks/grading.py``, ``tests/unit/test_grading_corpus.py``).
 """
 
 from __future__ import annotations

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sphere_ray.pipeline.config import PipelineConfig
-from sphere_ray.pipeline.dual_phase import DualPhaseConfig
-
 __all__ = ["METHODS", "config_class", "run_method"]
 
-METHODS: dict[str, type] = {"sphere": PipelineConfig, "dual_phase": DualPhaseConfig}
-"""Method name -> its pipeline config."""
+METHODS: dict[str, str] = {
+    "sphere": "sphere_ray.pipeline.config:PipelineConfig",
+    "dual_phase": "sphere_ray.pipeline.dual_phase:DualPhaseConfig",
+}
+"""Method name -> its pipeline config (``module:class``, imported when chosen: a wrong name errors in no time)."""
 
 
 def config_class(argv: list[str]) -> type:
@@ -37,12 +38,13 @@ def config_class(argv: list[str]) -> type:
     method = method or "sphere"
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-    return METHODS[method]
+    module, name = METHODS[method].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def run_method(cfg: Any) -> dict[str, Any]:
     """Run the pipeline of ``cfg``'s method; its run summary."""
-    if isinstance(cfg, DualPhaseConfig):
+    if cfg.method == "dual_phase":
         from sphere_ray.pipeline.dual_phase import run_dual_phase
 
         return run_dual_phase(cfg)

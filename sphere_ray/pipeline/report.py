@@ -1,4 +1,4 @@
-"""The run report: Markdown + PNGs in ``<output_dir>/report/``.
+"""The run report: Markdown + PNGs in ``<output_dir>/report/``, and the interactive ``report.html`` beside them.
 
 Sections: pairs per stage and level, reward distributions of chosen vs rejected, cost per pair, a few
 search trees (candidates with their rewards, the kept max/min paths, right/wrong leaves), the DPO loss
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sphere_ray.evaluation.report import markdown as eval_markdown
+from sphere_ray.files import write_text
+from sphere_ray.pipeline.html_report import write_html_report
 from sphere_ray.pipeline.plots import plot_loss, plot_pairs, plot_rewards, plot_trees
 
 __all__ = ["evaluation_section", "write_report"]
@@ -28,9 +30,10 @@ def write_report(cfg: Any, run: dict[str, Any], evaluation: dict[str, Any]) -> P
     for record in run["rounds"]:
         lines += _round_section(record, folder)
     lines += evaluation_section("## Evaluation: base vs trained\n", evaluation, Path(run["eval"]), folder)
-    path = folder / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    rounds = [(r["round"], r["policy"], r["generate"]) for r in run["rounds"]]
+    write_html_report(folder / "report.html", f"sphere-ray run: {cfg.output_dir}", rounds, sorted(folder.glob("*.png")))
+    lines.insert(1, "Interactive version (search trees, steps, pairs): [report.html](report.html)\n")
+    return write_text(folder / "report.md", "\n".join(lines))
 
 
 def evaluation_section(title: str, evaluation: dict[str, Any], eval_dir: Path, folder: Path) -> list[str]:

@@ -13,7 +13,7 @@ from sphere_ray.serving.guard import LimitExceededError, RequestLimits, check_ge
 from sphere_ray.serving.launch import load_serve_config
 from sphere_ray.serving.openai_api import events
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

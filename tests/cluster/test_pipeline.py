@@ -11,7 +11,7 @@ from sphere_ray.cli import main as cli_main
 from sphere_ray.config import parse_config
 from sphere_ray.pipeline.config import PipelineConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_lists_every_stage(capsys):
@@ -69,6 +69,9 @@ def test_run_end_to_end(serve_apps, tiny_policy_path, tmp_path):
     assert figures == ["pass_at_1.png", "round1_dpo_loss.png", "round1_pairs.png", "round1_rewards.png",
                        "round1_trees.png"]  # fmt: skip
     assert all((run_dir / "report" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
+    html = (run_dir / "report" / "report.html").read_text()  # the interactive report, from the same Parquet
+    assert "[report.html](report.html)" in report and '"trees_json"' not in html and '"nodes"' in html
+    assert html.count("data:image/png;base64,") == len(figures)
     from ray import serve
 
     assert "policy" in serve.status().applications  # start_serve false: the running apps were left alone

@@ -13,7 +13,7 @@ import pytest
 from sphere_ray.grading import extract_answer, is_correct, is_equivalent
 from sphere_ray.grading.suites import load_rows, score
 
-CORPUS = Path(__file__).resolve().parent / "data" / "grading"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "grading"
 ALLOWLIST = json.loads((CORPUS / "allowlist.json").read_text())
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 

@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 import pytest
-from test_search_golden import stage1_result
+from golden import stage1_result
 
 from sphere_ray.pairs import PAIR_SCHEMA, pairs_to_table, read_pairs, write_pairs
 

@@ -20,7 +20,7 @@ from sphere_ray.training.config import DPOJobConfig
 from sphere_ray.training.job import run_dpo_job
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _args(model: str, pairs: Path, out: Path, **over) -> dict:

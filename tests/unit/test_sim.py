@@ -117,7 +117,7 @@ def test_one_override_runs_the_gpu_yaml_on_the_sim_engine():
     from sphere_ray.serving.apps import GenerationAppArgs, PRMAppArgs
     from sphere_ray.serving.launch import load_serve_config
 
-    gpu = Path(__file__).resolve().parents[1] / "deployments" / "gpu.yaml"
+    gpu = Path(__file__).resolve().parents[2] / "deployments" / "gpu.yaml"
     config = load_serve_config([gpu], sim={"compression": 50})
     apps = {a["name"]: a for a in config["applications"]}
     assert apps["policy"]["args"]["backend"] == apps["small_policy"]["args"]["backend"] == "sim"

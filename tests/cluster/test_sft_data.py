@@ -20,7 +20,7 @@ from sphere_ray.dialogue.worker import SFT_DATA
 from sphere_ray.generation.store import OutputStore
 from sphere_ray.problems import load_problems
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write(path: Path, rows: list) -> str:

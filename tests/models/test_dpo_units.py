@@ -13,7 +13,7 @@ from sphere_ray.pairs import PAIR_SCHEMA
 from sphere_ray.training.config import DEEPSPEED_DIR, DPOJobConfig
 from sphere_ray.training.data import TRL_COLUMNS, clean_pairs, load_pair_splits, split_by_problem
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_paper_defaults():
@@ -205,3 +205,19 @@ def test_length_sorted_reference_pass_gives_each_pair_trls_log_probs(tiny_policy
     assert sorted_pass.keys() == trl_pass.keys() and len(sorted_pass) == 8
     for prompt, logps in trl_pass.items():  # one pair per prompt
         assert sorted_pass[prompt] == pytest.approx(logps, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "stage, argv, field",
+    [
+        ("train", ["--lora_r", "0"], "lora_r"),
+        ("run", ["--config", "recipes/dual_phase_smollm2.yaml", "--phase1", "{max_turnz: 2}"], "max_turnz"),
+    ],
+)
+def test_a_training_config_mistake_is_one_line_and_exit_2(capsys, stage, argv, field):
+    """Like the unit tier's CLI test, for the configs that hold TRL's (they import TRL)."""
+    from sphere_ray.cli import main
+
+    assert main([stage, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sphere-ray: error:") and field in err and "Traceback" not in err

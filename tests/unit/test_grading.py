@@ -8,7 +8,7 @@ import pytest
 
 from sphere_ray.grading import extract_answer, is_equivalent
 
-DATA = Path(__file__).resolve().parents[1] / "sphere_ray" / "data"
+DATA = Path(__file__).resolve().parents[2] / "sphere_ray" / "data"
 
 EXTRACT = [
     ("so the total is \\boxed{72}.", "72"),

@@ -12,7 +12,7 @@ from sphere_ray.config import parse_config
 from sphere_ray.training.config import DPOJobConfig, SFTJobConfig
 from sphere_ray.training.samples import clean_samples, load_sft_splits, sample_format
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_share_the_training_options_and_differ_where_sft_does():

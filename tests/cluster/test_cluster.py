@@ -19,7 +19,7 @@ from sphere_ray.cluster import FakeClusterConfig, _cluster_procs, _free_port
 from sphere_ray.generation.store import OutputStore
 from sphere_ray.sim.text import sim_problems
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from sphere_ray.config import parse_config
 from sphere_ray.pipeline.dual_phase import RFT_DEFAULTS, DualPhaseConfig
 from sphere_ray.pipeline.methods import config_class
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ["dual_phase_smollm2.yaml", "dual_phase_gpu.yaml", "dual_phase_then_sphere_smollm2.yaml"]
 
 
