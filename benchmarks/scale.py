@@ -87,7 +87,7 @@ def job_config(problems: Path, out: Path, in_flight: int, affinity: bool, **extr
     return GenerateJobConfig(
         problems=str(problems), output_dir=str(out), start_serve=False, num_actors=actors,
         problems_in_flight=math.ceil(in_flight / actors), actor_num_cpus=0.01, affinity=affinity,
-        commit_every=256, progress_every_s=30.0, **{**SEARCH, **extra},
+        **{"commit_every": 256, "progress_every_s": 30.0, **SEARCH, **extra},
     )  # fmt: skip
 
 
