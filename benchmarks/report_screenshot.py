@@ -27,7 +27,7 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1500, "height": 900})
         page.goto(args.report.resolve().as_uri())
         items = page.locator("#problems .item")
-        counts = [int(items.nth(i).inner_text().split("\u00b7")[-1].split()[0]) for i in range(items.count())]
+        counts = [int(items.nth(i).get_attribute("data-pairs")) for i in range(items.count())]
         items.nth(max(range(len(counts)), key=counts.__getitem__)).click()
         page.locator("button.node.max").first.click()
         page.screenshot(path=str(args.png))

@@ -22,13 +22,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_PROBLEMS", "build_html", "round_data", "write_html_report"]
+from sphere_ray.pairs import PAIR_SCHEMA
+
+__all__ = ["MAX_PROBLEMS", "PAIR_COLUMNS", "build_html", "round_data"]
 
 MAX_PROBLEMS = 400
 """Problems embedded per round (the first by id); a run with more says how many were left out."""
 
-_PAIR_COLUMNS = ("pair_id", "problem_id", "stage", "level", "depth", "prompt", "chosen", "rejected", "chosen_score",
-                 "rejected_score", "chosen_correct", "rejected_correct", "chosen_model", "rejected_model")  # fmt: skip
+PAIR_COLUMNS = tuple(f.name for f in PAIR_SCHEMA if f.name not in ("config_hash", "prompt_kind"))
+"""The ``pairs`` columns the page shows (every ``PAIR_SCHEMA`` column but the bookkeeping ones)."""
 
 
 def round_data(k: int, policy: str, trees: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]) -> dict:
@@ -41,7 +43,7 @@ def round_data(k: int, policy: str, trees: Sequence[dict[str, Any]], pairs: Sequ
          "num_pairs": int(row["num_pairs"]), "trees": json.loads(row["trees_json"])}
         for row in kept
     ]  # fmt: skip
-    shown = [{c: p.get(c) for c in _PAIR_COLUMNS} for p in pairs if p["problem_id"] in ids]
+    shown = [{c: p[c] for c in PAIR_COLUMNS} for p in pairs if p["problem_id"] in ids]
     return {"round": k, "policy": policy, "problems": problems, "pairs": shown, "left_out": len(ordered) - len(kept)}
 
 
@@ -68,19 +70,3 @@ def build_html(title: str, rounds: Sequence[dict], figures: Iterable[Path] = ())
         f'<script type="application/json" id="report-data">{payload}</script>\n<script>{js}</script>\n'
         "</body></html>\n"
     )
-
-
-def write_html_report(
-    path: Path, title: str, rounds: Sequence[tuple[int, str, str]], figures: Iterable[Path] = ()
-) -> Path:
-    """Write ``path`` from the generation folders of ``rounds`` (``(round, policy, generate_dir)``)."""
-    from sphere_ray.files import write_text
-    from sphere_ray.generation.store import OutputStore
-
-    data = []
-    for k, policy, folder in rounds:
-        store = OutputStore(folder)
-        trees = store.read("trees").to_pylist()
-        pairs = store.read("pairs").to_pylist()
-        data.append(round_data(k, policy, trees, pairs))
-    return write_text(path, build_html(title, data, [p for p in figures if p.exists()]))

@@ -15,7 +15,7 @@ from typing import Any
 
 from sphere_ray.evaluation.report import markdown as eval_markdown
 from sphere_ray.files import write_text
-from sphere_ray.pipeline.html_report import write_html_report
+from sphere_ray.pipeline.html_report import PAIR_COLUMNS, build_html, round_data
 from sphere_ray.pipeline.plots import plot_loss, plot_pairs, plot_rewards, plot_trees
 
 __all__ = ["evaluation_section", "write_report"]
@@ -27,12 +27,15 @@ def write_report(cfg: Any, run: dict[str, Any], evaluation: dict[str, Any]) -> P
     folder.mkdir(parents=True, exist_ok=True)
     lines = [f"# sphere-ray run report\n\nRun folder: `{cfg.output_dir}` · rounds: {len(run['rounds'])} · "
              f"base model: `{cfg.base_model}` · wall time: {run['wall_seconds'] / 60:.1f} min\n"]  # fmt: skip
+    lines.append("Interactive version (search trees, steps, pairs): [report.html](report.html)\n")
+    html_rounds = []
     for record in run["rounds"]:
-        lines += _round_section(record, folder)
+        trees, pairs = _round_tables(record)
+        lines += _round_section(record, trees, pairs, folder)
+        html_rounds.append(round_data(record["round"], record["policy"], trees, pairs))
     lines += evaluation_section("## Evaluation: base vs trained\n", evaluation, Path(run["eval"]), folder)
-    rounds = [(r["round"], r["policy"], r["generate"]) for r in run["rounds"]]
-    write_html_report(folder / "report.html", f"sphere-ray run: {cfg.output_dir}", rounds, sorted(folder.glob("*.png")))
-    lines.insert(1, "Interactive version (search trees, steps, pairs): [report.html](report.html)\n")
+    html = build_html(f"sphere-ray run: {cfg.output_dir}", html_rounds, sorted(folder.glob("*.png")))
+    write_text(folder / "report.html", html)
     return write_text(folder / "report.md", "\n".join(lines))
 
 
@@ -46,12 +49,19 @@ def evaluation_section(title: str, evaluation: dict[str, Any], eval_dir: Path, f
     return lines
 
 
-def _round_section(record: dict[str, Any], folder: Path) -> list[str]:
+def _round_tables(record: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The round's generation ``trees`` and ``pairs`` rows, read once for both the Markdown and the HTML report."""
     from sphere_ray.generation.store import OutputStore
 
-    k, store = record["round"], OutputStore(record["generate"])
-    pairs = store.read("pairs").select(["stage", "level", "chosen_score", "rejected_score"]).to_pylist()
-    trees = store.read("trees").to_pylist()
+    store = OutputStore(record["generate"])
+    pairs = store.read("pairs").select(list(PAIR_COLUMNS)).to_pylist()
+    return store.read("trees").to_pylist(), pairs
+
+
+def _round_section(
+    record: dict[str, Any], trees: list[dict[str, Any]], pairs: list[dict[str, Any]], folder: Path
+) -> list[str]:
+    k = record["round"]
     summary = json.loads(Path(record["generate"], "summary.json").read_text())
     out = [f"## Round {k}: policy `{record['policy']}`\n", _cost_table(summary, trees, len(pairs))]
     out += [_pairs_table(pairs)]

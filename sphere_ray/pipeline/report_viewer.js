@@ -61,7 +61,7 @@
     list.replaceChildren();
     const shown = visible();
     for (const p of shown) {
-      const item = el("div", { class: "item" + (state.problem === p.id ? " selected" : ""), "data-problem": p.id,
+      const item = el("div", { class: "item" + (state.problem === p.id ? " selected" : ""), "data-problem": p.id, "data-pairs": String(p.num_pairs),
         onclick: () => { state.problem = p.id; state.node = null; renderList(); renderDetail(); } },
         el("b", {}, p.id), el("br"), el("span", { class: "muted" }, `stage ${p.stage} \u00b7 ${p.outcome} \u00b7 ${p.num_pairs} pairs`));
       list.appendChild(item);

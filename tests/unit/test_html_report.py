@@ -39,3 +39,31 @@ def test_a_large_round_embeds_the_first_problems_and_says_how_many_are_left_out(
     many = [{**trees[0], "problem_id": f"p{i:04d}"} for i in range(MAX_PROBLEMS + 5)]
     data = round_data(1, "tiny", many, pairs)
     assert len(data["problems"]) == MAX_PROBLEMS and data["left_out"] == 5 and data["pairs"] == []
+
+
+def test_the_run_report_writes_the_html_beside_the_markdown_from_the_generation_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from sphere_ray.generation.store import Batch, OutputStore
+    from sphere_ray.pipeline.report import write_report
+
+    trees, pairs = stage1_report_rows()
+    counters = {"generated_tokens": 40, "step_generations": 15, "prm_calls": 15, "seconds": 1.0,
+                "policy_seconds": 0.5, "prm_seconds": 0.5, "attempts": 1}  # fmt: skip
+    batch = Batch()
+    batch["trees"].extend({**row, **counters} for row in trees)
+    batch["pairs"].extend(pairs)
+    generate = tmp_path / "run" / "round-1" / "generate"
+    OutputStore(str(generate)).commit(batch)
+    (generate / "summary.json").write_text(json.dumps({"problems_done": 1, "outcomes": {"stage1": 1}, "rejects": 0,
+                                                       "generated_tokens": 40, "prm_calls": 15}))  # fmt: skip
+    cfg = SimpleNamespace(output_dir=str(tmp_path / "run"), base_model="tiny")
+    run = {"rounds": [{"round": 1, "policy": "tiny", "generate": str(generate)}], "wall_seconds": 60.0,
+           "eval": str(tmp_path / "eval")}  # fmt: skip
+    evaluation = {"models": ["base"], "benchmarks": [], "scores": {"base": {}}}
+    md = write_report(cfg, run, evaluation).read_text()
+    assert "[report.html](report.html)" in md and "| 1 | step | 3 |" in md
+    data = embedded((tmp_path / "run" / "report" / "report.html").read_text())
+    (problem,) = data["rounds"][0]["problems"]
+    assert problem["id"] == "p1" and len(data["rounds"][0]["pairs"]) == len(pairs)
+    assert {f["name"] for f in data["figures"]} == {"round1_pairs", "round1_rewards", "round1_trees"}
