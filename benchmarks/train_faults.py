@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sphere_ray.training.job import registered_checkpoint_step
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 
@@ -59,9 +61,9 @@ def argv(args: argparse.Namespace, data: Path, out: Path, gcs: str) -> list[str]
 
 
 def first_checkpoint(out: Path, timeout_s: float = 1800) -> None:
-    """Wait until a checkpoint is registered (a second folder exists: a folder appears before its report ends)."""
+    """Wait until Ray Train has registered a checkpoint (what a restart resumes from)."""
     deadline = time.monotonic() + timeout_s
-    while len(list((out / "ray" / "sft").glob("checkpoint_*"))) < 2:
+    while registered_checkpoint_step(out / "ray" / "sft") is None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no checkpoint in {out} after {timeout_s} s")
         time.sleep(0.5)

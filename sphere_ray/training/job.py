@@ -148,6 +148,22 @@ def trainer_log_history(checkpoint: Any) -> list[dict[str, Any]]:
     return state["log_history"]
 
 
+def registered_checkpoint_step(run_dir: str | Path) -> int | None:
+    """The step of the latest checkpoint Ray Train has registered for a run, or None while it has none.
+
+    A checkpoint's folder is written by the worker before the controller registers its report; a worker
+    killed in between restarts from the previous registered checkpoint. This reads the controller's
+    ``checkpoint_manager_snapshot.json`` in the run's storage folder (``<output_dir>/ray/<run_name>``), so
+    it is what a restart would resume from.
+    """
+    try:
+        snapshot = json.loads((Path(run_dir) / "checkpoint_manager_snapshot.json").read_text())
+        latest = snapshot["latest_checkpoint_result"]
+        return int(latest["metrics"]["step"]) if latest else None
+    except (OSError, ValueError, KeyError, TypeError):  # not written yet, or caught mid-write
+        return None
+
+
 def _lineage(cfg: TrainJobOptions) -> dict[str, Any]:
     config = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     return {

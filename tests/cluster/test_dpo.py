@@ -17,7 +17,7 @@ import pytest
 from pair_data import good_rows, pair_row, write_pair_rows
 
 from sphere_ray.training.config import DPOJobConfig
-from sphere_ray.training.job import run_dpo_job
+from sphere_ray.training.job import registered_checkpoint_step, run_dpo_job
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,9 +112,8 @@ def test_resume_after_the_driver_is_killed(ray_cluster, tiny_policy_path, pairs_
     cmd = [sys.executable, "-m", "jobs.train_dpo", "--ray_address", gcs]
     cmd += [x for k, v in args.items() for x in (f"--{k}", str(v).lower() if isinstance(v, bool) else str(v))]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    snapshot = tmp_path / "dpo" / "ray" / "dpo" / "checkpoint_manager_snapshot.json"
     deadline = time.monotonic() + 600
-    while not _registered_checkpoint(snapshot):
+    while registered_checkpoint_step(tmp_path / "dpo" / "ray" / "dpo") is None:
         assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint registered before the job ended"
         time.sleep(0.5)  # Ray Train registered a checkpoint (not just uploaded its files)
     os.killpg(proc.pid, signal.SIGKILL)  # mid-training: the driver (and with it the run) dies
@@ -125,13 +124,6 @@ def test_resume_after_the_driver_is_killed(ray_cluster, tiny_policy_path, pairs_
     assert 2 <= summary["resumed_from_step"] < 12 and summary["final_step"] == 12
     history = json.loads(Path(cfg.output_dir, "metrics.json").read_text())
     assert [h["step"] for h in history if "loss" in h] == list(range(1, 13))  # one history, no step lost or redone
-
-
-def _registered_checkpoint(snapshot: Path) -> bool:
-    try:
-        return bool(json.loads(snapshot.read_text()).get("latest_checkpoint_result"))
-    except (OSError, ValueError):
-        return False
 
 
 @pytest.mark.parametrize("stage", [2, 3])

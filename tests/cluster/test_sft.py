@@ -13,7 +13,7 @@ import pytest
 from sft_rows import good_sft_rows, sft_row, write_sft_rows
 
 from sphere_ray.training.config import SFTJobConfig
-from sphere_ray.training.job import run_sft_job
+from sphere_ray.training.job import registered_checkpoint_step, run_sft_job
 
 pytestmark = pytest.mark.slow
 
@@ -99,15 +99,15 @@ def test_a_killed_train_worker_resumes_from_its_checkpoint(ray_cluster, tiny_pol
 
     import psutil
 
-    over = {"max_steps": 8, "eval_strategy": "no", "save_steps": 2, "eval_fraction": 0.0, "merge": False}
+    over = {"max_steps": 12, "eval_strategy": "no", "save_steps": 2, "eval_fraction": 0.0, "merge": False}
     clean = run_sft_job(SFTJobConfig(**_args(tiny_policy_path, data_path.parent, tmp_path / "clean", **over)))
     out = tmp_path / "killed"
     killed = []
 
     def kill_once_checkpointed():
         deadline = time.monotonic() + 600
-        # two checkpoint folders: the first one's report is registered (a folder appears before its report ends)
-        while time.monotonic() < deadline and len(list((out / "ray" / "sft").glob("checkpoint_*"))) < 2:
+        # registered by the controller, not only written: a report the controller has not polled dies with the worker
+        while time.monotonic() < deadline and registered_checkpoint_step(out / "ray" / "sft") is None:
             time.sleep(0.2)
         for proc in psutil.process_iter(["name"]):  # the worker actor's process title: ray::RayTrainWorker...
             if (proc.info["name"] or "").startswith("ray::RayTrainWorker"):
@@ -118,10 +118,10 @@ def test_a_killed_train_worker_resumes_from_its_checkpoint(ray_cluster, tiny_pol
     killer.start()
     summary = run_sft_job(SFTJobConfig(**_args(tiny_policy_path, data_path.parent, out, max_failures=2, **over)))
     killer.join(timeout=5)
-    assert killed and summary["final_step"] == 8 and 2 <= summary["resumed_from_step"] < 8
+    assert killed and summary["final_step"] == 12 and 2 <= summary["resumed_from_step"] < 12, summary
     losses = {h["step"]: h["loss"] for h in json.loads((out / "metrics.json").read_text()) if "loss" in h}
     reference = {h["step"]: h["loss"] for h in json.loads((tmp_path / "clean" / "metrics.json").read_text())
                  if "loss" in h}  # fmt: skip
-    assert sorted(losses) == list(range(1, 9)) and clean["final_step"] == 8
+    assert sorted(losses) == list(range(1, 13)) and clean["final_step"] == 12
     after = [s for s in losses if s > summary["resumed_from_step"]]
     assert after and all(abs(losses[s] - reference[s]) < 1e-3 for s in after), (losses, reference)

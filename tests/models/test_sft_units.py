@@ -1,6 +1,7 @@
 """SFT job without Ray: config, sample cleaning and split, and the loss mask of the job's TRL SFTTrainer on a tiny
 REAL Qwen2 (SmolLM2's ChatML tokenizer): the completion and its end-of-turn token are trained, nothing else."""
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +11,7 @@ from sft_rows import good_sft_rows, sft_row, write_sft_rows
 
 from sphere_ray.config import parse_config
 from sphere_ray.training.config import DPOJobConfig, SFTJobConfig
+from sphere_ray.training.job import registered_checkpoint_step
 from sphere_ray.training.samples import clean_samples, load_sft_splits, sample_format
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +140,16 @@ def test_loss_covers_the_completion_and_its_end_of_turn_token_only(tiny_policy_p
 def _segments(lengths: list[int]) -> list[tuple[int, int]]:
     starts = [sum(lengths[:k]) for k in range(len(lengths))]
     return [(s, s + n) for s, n in zip(starts, lengths, strict=True)]
+
+
+def test_registered_checkpoint_step_reads_the_controller_snapshot(tmp_path):
+    """None until Ray Train's controller has registered a checkpoint (missing, half-written or empty snapshot)."""
+    snapshot = tmp_path / "checkpoint_manager_snapshot.json"
+    assert registered_checkpoint_step(tmp_path) is None
+    snapshot.write_text('{"checkpoint_results": [')
+    assert registered_checkpoint_step(tmp_path) is None
+    snapshot.write_text(json.dumps({"checkpoint_results": [], "latest_checkpoint_result": None}))
+    assert registered_checkpoint_step(tmp_path) is None
+    latest = {"checkpoint_dir_name": "checkpoint_x", "metrics": {"loss": 1.0, "step": 4}}
+    snapshot.write_text(json.dumps({"checkpoint_results": [latest], "latest_checkpoint_result": latest}))
+    assert registered_checkpoint_step(tmp_path) == 4
