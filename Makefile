@@ -57,7 +57,7 @@ train: setup
 # tests/unit (pure), tests/models (tiny real models, TRL/PEFT steps), tests/cluster (Ray, Serve, the jobs)
 TIERS ?= unit models cluster
 test: setup browser
-	$(PY) -m ruff check sphere_ray jobs tests deployments benchmarks
+	$(PY) -m ruff check sphere_ray jobs tests benchmarks
 	@for tier in $(TIERS); do echo "== tests/$$tier"; $(PY) -m pytest -q tests/$$tier $(PYTEST_ARGS) || exit $$?; done
 
 # Chromium for the HTML report's browser test (tests/cluster/test_html_report_browser.py), from the system's
@@ -73,8 +73,8 @@ test-fast: setup
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m ruff check sphere_ray jobs tests deployments benchmarks
-	$(PY) -m ruff format --check sphere_ray jobs tests deployments benchmarks
+	$(PY) -m ruff check sphere_ray jobs tests benchmarks
+	$(PY) -m ruff format --check sphere_ray jobs tests benchmarks
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -38,7 +38,7 @@ def serve_config(replicas: int, affinity: bool, compression: float) -> dict:
                "autoscaling_config": {"min_replicas": n, "max_replicas": n}}  # fmt: skip
         if affinity:
             dep["request_router_config"] = ROUTER
-        return {"name": name, "route_prefix": f"/{name}", "import_path": f"deployments.apps:{builder}",
+        return {"name": name, "route_prefix": f"/{name}", "import_path": f"sphere_ray.serving.apps:{builder}",
                 "args": args, "deployments": [dep]}  # fmt: skip
 
     sim = {"compression": compression, "p_right": 0.5}

@@ -21,12 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout_s", type=float, default=1200.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import ray
     from ray import serve
 
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.serving.launch import deploy
 
-    ray.init(**({"address": args.address} if args.address else {}))
+    connect_ray(args.address, log_to_driver=True)
     handles = deploy(args.configs, timeout_s=args.timeout_s)
     print(f"running: {', '.join(handles)} (HTTP on the proxy, e.g. http://127.0.0.1:8000/<app>/v1/completions)")
     if args.detach:

@@ -35,12 +35,48 @@ from typing import Any
 
 from sphere_ray.config import option
 
-__all__ = ["FakeClusterConfig", "cluster_env", "down", "read_state", "status", "up"]
+__all__ = ["FakeClusterConfig", "cluster_env", "connect_ray", "down", "read_state", "status", "up"]
 
 log = logging.getLogger(__name__)
 
 MAX_TEMP_DIR = 48
 """Ray puts sockets at ``<temp_dir>/session_<date>_<pid>/sockets/...``; Unix socket paths are capped at 107 bytes."""
+
+
+def connect_ray(address: str | None = None, log_to_driver: bool = False) -> None:
+    """The one way a job joins Ray: ``address`` (or the job's cluster, or a new local one) unless connected.
+
+    Ray Data's console output is quieted for a person watching the job's own progress line: its progress
+    bars are off, and its INFO lines (execution plans, operator status) go to its log file
+    (``<session>/logs/ray-data.log``) only; its warnings still reach the console.
+
+    Args:
+        address: a GCS address, ``auto``, or None.
+        log_to_driver: stream the workers' and actors' output to this console.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(**({"address": address} if address else {}), log_to_driver=log_to_driver)
+    _quiet_ray_data()
+
+
+def _quiet_ray_data() -> None:
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+            if not any(isinstance(f, _NoProgressBarNotice) for f in handler.filters):
+                handler.addFilter(_NoProgressBarNotice())
+
+
+class _NoProgressBarNotice(logging.Filter):
+    """Drops Ray Data's warning that its progress bars are off (they are off on purpose here)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Progress bars disabled")
 
 
 @dataclass

@@ -32,16 +32,18 @@ config_hash     string     hash of the job config that produced the pair
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sphere_ray.search.sphere import PreferencePair
 
-__all__ = ["PAIR_SCHEMA", "pairs_to_table", "read_pairs", "write_pairs"]
+__all__ = ["PAIR_SCHEMA", "correct_samples", "pairs_to_table", "read_pairs", "swap_sides", "write_pairs"]
 
 PAIR_SCHEMA = pa.schema(
     [
@@ -100,3 +102,58 @@ def read_pairs(path: str | Path) -> pa.Table:
     if missing:
         raise ValueError(f"{path}: not a pairs file, columns missing: {missing}")
     return table.select(PAIR_SCHEMA.names).cast(PAIR_SCHEMA)
+
+
+_SIDES = ("", "_score", "_correct", "_model")
+
+
+def swap_sides(table: pa.Table, fraction: float = 0.5, seed: int = 0) -> pa.Table:
+    """A control for DPO: swap chosen and rejected (text, score, correctness, model) in a random subset of rows.
+
+    Args:
+        table: :data:`PAIR_SCHEMA` rows.
+        fraction: the probability that a row is swapped.
+        seed: RNG seed; the same seed swaps the same rows.
+
+    Returns:
+        The same rows and schema, the swapped ones with their sides exchanged.
+    """
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    rng = random.Random(seed)
+    mask = pa.array([rng.random() < fraction for _ in range(table.num_rows)], pa.bool_())
+    out = table
+    for suffix in _SIDES:
+        chosen, rejected = table[f"chosen{suffix}"], table[f"rejected{suffix}"]
+        out = out.set_column(out.schema.get_field_index(f"chosen{suffix}"), out.schema.field(f"chosen{suffix}"),
+                             pc.if_else(mask, rejected, chosen))  # fmt: skip
+        out = out.set_column(out.schema.get_field_index(f"rejected{suffix}"),
+                             out.schema.field(f"rejected{suffix}"), pc.if_else(mask, chosen, rejected))  # fmt: skip
+    return out
+
+
+def correct_samples(table: pa.Table) -> pa.Table:
+    """Rejection-sampling fine-tuning data from pairs: each distinct model-written solution known to be right.
+
+    Only trajectory-level sides (whole solutions) count, and only those a model wrote (a reference solution
+    is not a sample).
+
+    Args:
+        table: :data:`PAIR_SCHEMA` rows.
+
+    Returns:
+        TRL prompt-completion rows: ``prompt`` (rendered), ``completion``, ``problem_id``, ``model``; one per
+        distinct (prompt, completion).
+    """
+    seen: set[tuple[str, str]] = set()
+    rows: dict[str, list[str]] = {"prompt": [], "completion": [], "problem_id": [], "model": []}
+    for r in table.to_pylist():
+        if r["level"] != "trajectory":
+            continue
+        for side in ("chosen", "rejected"):
+            key = (r["prompt"], r[side])
+            if r[f"{side}_correct"] and r[f"{side}_model"] != "reference" and key not in seen:
+                seen.add(key)
+                for name, value in zip(rows, (r["prompt"], r[side], r["problem_id"], r[f"{side}_model"]), strict=True):
+                    rows[name].append(value)
+    return pa.table(rows, schema=pa.schema([(name, pa.string()) for name in rows]))

@@ -35,10 +35,9 @@ log = logging.getLogger(__name__)
 
 def run_eval_job(cfg: EvalJobConfig) -> dict[str, Any]:
     """Evaluate every model on every benchmark on the connected (or a new local) Ray cluster; return the summary."""
-    import ray
+    from sphere_ray.cluster import connect_ray
 
-    if not ray.is_initialized():
-        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=False)
+    connect_ray(cfg.ray_address)
     start = time.monotonic()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sphere_ray.cluster import connect_ray
 from sphere_ray.config import config_hash
 from sphere_ray.generation.config import GenerateJobConfig, ProblemJobOptions
 from sphere_ray.generation.lineage import manifest
@@ -27,7 +28,6 @@ from sphere_ray.generation.worker import ProblemBatchWorker, ProblemWorker
 
 __all__ = [
     "commit_results",
-    "connect",
     "deploy_apps",
     "failure_reject",
     "map_queue",
@@ -57,7 +57,7 @@ def open_run(cfg: ProblemJobOptions, layout: Layout) -> tuple[OutputStore, Queue
     Connects to Ray, opens ``output_dir`` (resume), stages the queue, writes the manifest, and deploys the
     Serve apps when ``start_serve`` and problems remain (the rerun of a finished run deploys nothing).
     """
-    connect(cfg)
+    connect_ray(cfg.ray_address, log_to_driver=cfg.ray_log_to_driver)
     info = manifest(cfg)
     store = OutputStore(cfg.output_dir, metadata={"manifest": info}, layout=layout)
     queue = stage_problems(cfg.problems, cfg.limit, store.recover(), store, cfg.queue_part_rows)
@@ -65,14 +65,6 @@ def open_run(cfg: ProblemJobOptions, layout: Layout) -> tuple[OutputStore, Queue
     if cfg.start_serve and queue.todo:
         deploy_apps(cfg)
     return store, queue
-
-
-def connect(cfg: ProblemJobOptions) -> None:
-    """Connect to ``cfg.ray_address`` (or the job's cluster, or a new local one) unless already connected."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=cfg.ray_log_to_driver)
 
 
 def deploy_apps(cfg: ProblemJobOptions) -> None:
@@ -205,11 +197,22 @@ class _Progress:
         now = time.monotonic()
         if now - self.last >= self.every_s or self.done == self.total:
             self.last = now
-            rate = self.tokens / max(now - self.start, 1e-9)
-            log.info(
-                "progress %d/%d problems (%d failed), %d pairs, stages %s, %.1f tok/s",
-                self.done, self.total, self.failed, self.pairs, dict(self.stages), rate,
-            )  # fmt: skip
+            log.info("progress %s", self.line(now))
+
+    def line(self, now: float) -> str:
+        """``3/8 problems (0 failed), 5 pairs, stages {...}, 41.2 tok/s, 1m02s elapsed, ETA 1m43s``."""
+        elapsed = max(now - self.start, 1e-9)
+        left = self.total - self.done
+        eta = f"ETA {_clock(elapsed / self.done * left)}" if self.done and left else "done" if not left else "ETA ?"
+        rate = self.tokens / elapsed
+        return (f"{self.done}/{self.total} problems ({self.failed} failed), {self.pairs} pairs, stages "
+                f"{dict(self.stages)}, {rate:.1f} tok/s, {_clock(elapsed)} elapsed, {eta}")  # fmt: skip
+
+
+def _clock(seconds: float) -> str:
+    """``1h02m``, ``4m05s`` or ``37s``."""
+    s = round(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def _inc(counter: Any, value: float) -> None:

@@ -17,6 +17,7 @@ math-verify runs under its own ``signal.alarm`` timeout on the main thread and, 
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import logging
 import multiprocessing
@@ -161,6 +162,7 @@ def _in_helper(fn: Callable[[str, str, float], bool], pred: str, ref: str) -> bo
     with _helper_lock:
         if _helper is None:
             _helper = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            atexit.register(_helper.shutdown, wait=False, cancel_futures=True)  # before modules are torn down
         pool = _helper
     future = pool.submit(fn, pred, ref, TIMEOUT_S)
     try:

@@ -143,13 +143,11 @@ def _over(*sections: dict[str, Any]) -> dict[str, Any]:
 
 def run_dual_phase(cfg: DualPhaseConfig) -> dict[str, Any]:
     """Run every stage; return the run summary (also ``<output_dir>/run.json``)."""
-    import ray
-
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.evaluation.job import run_eval_job
     from sphere_ray.pipeline.dual_report import write_report
 
-    if not ray.is_initialized():
-        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=False)
+    connect_ray(cfg.ray_address)
     start = time.monotonic()
     run: dict[str, Any] = {"stages": {}, "models": {"base": cfg.base_model}, "skipped": []}
     phase1 = _data_stage(run, "phase1", cfg.phase1_config())

@@ -24,12 +24,10 @@ log = logging.getLogger(__name__)
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     """Run every stage; return the run summary (also written to ``<output_dir>/run.json``)."""
-    import ray
-
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.pipeline.report import write_report
 
-    if not ray.is_initialized():
-        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}), log_to_driver=False)
+    connect_ray(cfg.ray_address)
     start = time.monotonic()
     rounds, trained = run_rounds(cfg, cfg.base_model)
     log.info("[eval] base%s", " vs trained" if trained else " only (no round trained a model)")

@@ -307,12 +307,12 @@ class PRMServer:
 
 
 def generation_app(args: dict[str, Any]) -> Application:
-    """Serve app builder (``import_path: deployments.apps:generation_app``)."""
+    """Serve app builder (``import_path: sphere_ray.serving.apps:generation_app``)."""
     GenerationAppArgs.model_validate(args)  # fail at deploy time, not in the replica
     return GenerationServer.bind(args)
 
 
 def prm_app(args: dict[str, Any]) -> Application:
-    """Serve app builder (``import_path: deployments.apps:prm_app``)."""
+    """Serve app builder (``import_path: sphere_ray.serving.apps:prm_app``)."""
     PRMAppArgs.model_validate(args)
     return PRMServer.bind(args)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["deploy", "deploy_config", "load_serve_config", "replica_stats", "single_app_config"]
+__all__ = ["app_state_line", "deploy", "deploy_config", "load_serve_config", "replica_stats", "single_app_config"]
 
 log = logging.getLogger(__name__)
 
@@ -143,22 +143,55 @@ def single_app_config(
     return config
 
 
-def _wait_running(names: list[str], timeout_s: float) -> None:
+def _wait_running(names: list[str], timeout_s: float, heartbeat_s: float = 30.0) -> None:
+    """Wait until every app in ``names`` is RUNNING: a log line per state change and a heartbeat while waiting."""
     from ray import serve
 
-    deadline = time.monotonic() + timeout_s
+    start = time.monotonic()
+    shown: dict[str, str] = {}
+    last_line = start
     while True:
         apps = serve.status().applications
         states = {n: apps[n].status if n in apps else "NOT_STARTED" for n in names}
         failed = {n: _why(apps[n]) for n, s in states.items() if s in ("DEPLOY_FAILED", "UNHEALTHY")}
         if failed:
             raise RuntimeError(f"serve apps failed: {failed}")
+        elapsed = time.monotonic() - start
         if all(s == "RUNNING" for s in states.values()):
-            log.info("serve apps running: %s", names)
+            log.info("serve apps running after %.0f s: %s", elapsed, names)
             return
-        if time.monotonic() > deadline:
+        now = {n: app_state_line(apps.get(n)) for n in names}
+        for n in names:
+            if now[n] != shown.get(n):
+                log.info("serve app %s: %s (%.0f s)", n, now[n], elapsed)
+                last_line = time.monotonic()
+        shown = now
+        if time.monotonic() - last_line >= heartbeat_s:
+            waiting = [n for n in names if states[n] != "RUNNING"]
+            log.info("serve: waiting for %s, %.0f s so far (timeout %.0f s)", waiting, elapsed, timeout_s)
+            last_line = time.monotonic()
+        if elapsed > timeout_s:
             raise TimeoutError(f"serve apps not running after {timeout_s:.0f}s: {states}")
         time.sleep(2)
+
+
+def app_state_line(app: Any) -> str:
+    """One app's status with its replicas by state, e.g. ``DEPLOYING (replicas: 1 STARTING)``.
+
+    Args:
+        app: Serve's ``ApplicationStatusOverview`` (``status``, ``deployments`` -> ``replica_states``), or None
+            when Serve does not know the app yet.
+    """
+    if app is None:
+        return "NOT_STARTED"
+    counts: dict[str, int] = {}
+    for deployment in app.deployments.values():
+        for state, n in (deployment.replica_states or {}).items():
+            name = str(getattr(state, "value", state))
+            counts[name] = counts.get(name, 0) + n
+    status = str(getattr(app.status, "value", app.status))
+    replicas = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if n)
+    return f"{status} (replicas: {replicas})" if replicas else status
 
 
 def _why(app: Any) -> str:

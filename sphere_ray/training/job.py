@@ -71,13 +71,12 @@ def run_train_job(cfg: TrainJobOptions, load: Callable[[Any], Any]) -> dict[str,
         cfg: the job's config.
         load: tokenizer -> :class:`~sphere_ray.training.data.TrainSplits`.
     """
-    import ray
     from transformers import AutoTokenizer
 
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.models.embedded import resolve_model
 
-    if not ray.is_initialized():
-        ray.init(**({"address": cfg.ray_address} if cfg.ray_address else {}))
+    connect_ray(cfg.ray_address, log_to_driver=True)
     start = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model))
     splits = load(tokenizer)

@@ -29,7 +29,7 @@ def guarded(serve_apps, tmp_path_factory):
     args = {"model": SIM_MODEL, "backend": "sim", "sim": {"compression": 1000, "p_right": 0.5},
             "api_key_file": str(key_file), "require_api_key": True, "limits": LIMITS}  # fmt: skip
     deployment = {"name": "GenerationServer", "ray_actor_options": {"num_cpus": 0.1}}
-    app = {"name": "guarded", "route_prefix": "/guarded", "import_path": "deployments.apps:generation_app",
+    app = {"name": "guarded", "route_prefix": "/guarded", "import_path": "sphere_ray.serving.apps:generation_app",
            "args": args, "deployments": [deployment]}  # fmt: skip
     deploy_config({"applications": [app]}, timeout_s=300, keep_running=True)
     yield key_file.read_text()

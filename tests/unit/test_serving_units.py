@@ -115,3 +115,20 @@ def test_cpus_spec_parsing_and_pinning(monkeypatch):
         os.sched_setaffinity(0, before)
     with pytest.raises(ValidationError, match="cpus"):
         GenerationAppArgs(model="m", cpus="zero")
+
+
+def test_app_state_line_counts_replicas_by_state():
+    """What the deploy wait logs per app (fakes of Serve's status objects: ``status``, ``replica_states``)."""
+    from types import SimpleNamespace
+
+    from sphere_ray.serving.launch import app_state_line
+
+    def fake_app(status, *replica_states):
+        deployments = {f"d{i}": SimpleNamespace(replica_states=r) for i, r in enumerate(replica_states)}
+        return SimpleNamespace(status=status, deployments=deployments)
+
+    assert app_state_line(None) == "NOT_STARTED"
+    assert app_state_line(fake_app("DEPLOYING")) == "DEPLOYING"
+    assert app_state_line(fake_app("DEPLOYING", {"STARTING": 1}, {"STARTING": 1, "RUNNING": 2, "STOPPING": 0})) == (
+        "DEPLOYING (replicas: 2 RUNNING, 2 STARTING)"
+    )
