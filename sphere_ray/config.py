@@ -76,20 +76,42 @@ def parse_config(cls: type[T], argv: list[str] | None = None) -> T:
     return cls(**values)
 
 
-def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
-    """Read a YAML recipe into field values, rejecting keys ``cls`` does not have."""
+def load_yaml(cls: type, path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML recipe into field values, rejecting keys ``cls`` does not have.
+
+    A recipe may start from another: ``extends: other.yaml`` (relative to the recipe's folder) loads that
+    one first; this recipe's fields replace its fields, except sections (``merge`` fields), whose keys are
+    merged into the base's section.
+    """
+    path = Path(path)
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise ValueError(f"config: cannot read {path}: {e}") from e
     if not isinstance(data, dict):
         raise ValueError(f"config: {path} must hold a mapping of field: value")
+    if "extends" in data:
+        base_path = (path.parent / str(data.pop("extends"))).resolve()
+        if base_path in _seen or len(_seen) > 8:
+            raise ValueError(f"config: {path} extends {base_path}, which extends it back")
+        base = load_yaml(cls, base_path, (*_seen, path.resolve()))
+        return {**base, **_check_fields(cls, path, data, base)}
+    return _check_fields(cls, path, data, {})
+
+
+def _check_fields(cls: type, path: Path, data: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """``data``'s values type-checked (unknown keys rejected); sections merged over ``base``'s."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"config: unknown field(s) {unknown} in {path}; known: {sorted(names)}")
     hints = typing.get_type_hints(cls)
-    return {k: _check_type(k, _float_or_str(v) if _floaty(v, hints[k]) else v, hints[k]) for k, v in data.items()}
+    merged = {f.name for f in dataclasses.fields(cls) if f.metadata.get("merge")}
+    out = {k: _check_type(k, _float_or_str(v) if _floaty(v, hints[k]) else v, hints[k]) for k, v in data.items()}
+    for k in merged & set(out) & set(base):
+        if isinstance(out[k], dict) and isinstance(base[k], dict):
+            out[k] = {**base[k], **out[k]}
+    return out
 
 
 def _parser(cls: type) -> argparse.ArgumentParser:

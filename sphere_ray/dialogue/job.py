@@ -25,6 +25,7 @@ from sphere_ray.dialogue.rejection import allocate
 from sphere_ray.dialogue.templates import BEHAVIOURS
 from sphere_ray.dialogue.worker import PHASE2, SFT_DATA, DialogueBatchWorker, DialogueWorker
 from sphere_ray.generation.job import commit_results, failure_reject, map_queue, open_run, retrying_args
+from sphere_ray.generation.progress import Progress
 from sphere_ray.generation.store import Batch, OutputStore
 
 __all__ = ["run_sft_data_job", "summarize"]
@@ -48,7 +49,11 @@ def run_sft_data_job(cfg: SftDataJobConfig) -> dict[str, Any]:
             "pass_rate": dataclasses.asdict(cfg.pass_rate_params()) if phase2 else None, **retrying_args(cfg),
         }  # fmt: skip
         results = map_queue(cfg, queue, store, (DialogueWorker, DialogueBatchWorker), worker_args)
-        commit_results(cfg, results, store, progress.collect)
+        progress.start_heartbeat()
+        try:
+            commit_results(cfg, results, store, progress.collect)
+        finally:
+            progress.stop()
     allocation = _allocate(cfg, store) if phase2 else None
     summary = summarize(store, queue.problems, time.monotonic() - start, progress)
     if allocation is not None:
@@ -68,34 +73,31 @@ def _allocate(cfg: SftDataJobConfig, store: OutputStore) -> dict[str, Any]:
     return report
 
 
-class _Progress:
-    """Console progress: problems done/total, samples kept/drawn, tokens/s."""
+class _Progress(Progress):
+    """The SFT data job's line: samples kept of those drawn."""
 
     def __init__(self, total: int, every_s: float) -> None:
-        self.total, self.every_s = total, every_s
-        self.done = self.failed = self.samples = self.kept = self.tokens = 0
-        self.start = self.last = time.monotonic()
+        super().__init__(total, every_s, metrics="sphere_sft_data")
+        self.samples = self.kept = 0
 
     def collect(self, row: dict[str, Any], payload: dict[str, Any], batch: Batch) -> None:
         """Add one result row to ``batch`` and count it."""
-        self.done += 1
+        tokens = 0
         if row["ok"]:
             for table, rows in payload.items():
                 batch[table].extend(rows)
             (p,) = payload["problems"]
-            self.samples += p["samples"]
-            self.kept += p["kept"]
-            self.tokens += p["generated_tokens"]
+            with self.lock:
+                self.samples += p["samples"]
+                self.kept += p["kept"]
+            tokens = p["generated_tokens"]
         else:
-            self.failed += 1
             batch["rejects"].append(failure_reject(row, payload, "dialogue"))
-        now = time.monotonic()
-        if now - self.last >= self.every_s or self.done == self.total:
-            self.last = now
-            log.info(
-                "progress %d/%d problems (%d failed), %d/%d samples kept, %.1f tok/s",
-                self.done, self.total, self.failed, self.kept, self.samples, self.tokens / max(now - self.start, 1e-9),
-            )  # fmt: skip
+        self.finished(row["ok"], tokens)
+
+    def detail(self) -> str:
+        """``12/40 samples kept``."""
+        return f"{self.kept}/{self.samples} samples kept"
 
 
 def _sample_rejects(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:

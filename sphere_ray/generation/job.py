@@ -22,6 +22,7 @@ from sphere_ray.cluster import connect_ray
 from sphere_ray.config import config_hash
 from sphere_ray.generation.config import GenerateJobConfig, ProblemJobOptions
 from sphere_ray.generation.lineage import manifest
+from sphere_ray.generation.progress import SearchProgress, StepBoard
 from sphere_ray.generation.queue import Queue, stage_problems
 from sphere_ray.generation.store import GENERATION, Batch, Layout, OutputStore
 from sphere_ray.generation.worker import ProblemBatchWorker, ProblemWorker
@@ -43,7 +44,7 @@ def run_generate_job(cfg: GenerateJobConfig) -> dict[str, Any]:
     """Run the job on the connected (or a new local) Ray cluster; return the summary."""
     start = time.monotonic()
     store, queue = open_run(cfg, GENERATION)
-    progress = _Progress(queue.todo, cfg.progress_every_s)
+    progress = SearchProgress(queue.todo, cfg.progress_every_s)
     if queue.todo:
         _stream(cfg, queue, store, progress)
     summary = summarize(store, queue.problems, time.monotonic() - start, progress)
@@ -130,12 +131,15 @@ def commit_results(
         store.commit(batch)
 
 
-def _stream(cfg: GenerateJobConfig, queue: Queue, store: OutputStore, progress: _Progress) -> None:
+def _stream(cfg: GenerateJobConfig, queue: Queue, store: OutputStore, progress: SearchProgress) -> None:
+    import ray
+
     apps = {"policy": cfg.policy_app, "prm": cfg.prm_app, "small_policy": cfg.small_policy_app or None}
+    progress.board = ray.remote(num_cpus=0)(StepBoard).remote()  # dies with this driver
     worker_args = {
         "apps": apps, "params": dataclasses.asdict(cfg.sphere_params()), "config_hash": config_hash(cfg),
         "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries, "affinity": cfg.affinity,
-        **retrying_args(cfg),
+        "step_board": progress.board, **retrying_args(cfg),
     }  # fmt: skip
     results = map_queue(cfg, queue, store, (ProblemWorker, ProblemBatchWorker), worker_args)
 
@@ -143,7 +147,12 @@ def _stream(cfg: GenerateJobConfig, queue: Queue, store: OutputStore, progress: 
         _collect(row, payload, batch)
         progress.update(row, payload)
 
-    commit_results(cfg, results, store, on_row)
+    progress.start_heartbeat()
+    try:
+        commit_results(cfg, results, store, on_row)
+    finally:
+        progress.stop()
+        ray.kill(progress.board)
 
 
 def _collect(row: dict[str, Any], payload: dict[str, Any], batch: Batch) -> None:
@@ -165,62 +174,7 @@ def failure_reject(row: dict[str, Any], payload: dict[str, Any], what: str) -> d
     }
 
 
-class _Progress:
-    """Console progress and Ray metrics: problems done/total, pairs, stage mix, tokens/s."""
-
-    def __init__(self, total: int, every_s: float) -> None:
-        from ray.util.metrics import Counter
-
-        self.total, self.every_s = total, every_s
-        self.done = self.failed = self.pairs = self.tokens = 0
-        self.stages: collections.Counter[str] = collections.Counter()
-        self.start = self.last = time.monotonic()
-        self.metrics = {
-            name: Counter(f"sphere_generate_{name}", description=desc)
-            for name, desc in (("problems", "problems finished"), ("pairs", "pairs written"),
-                               ("tokens", "tokens generated"), ("failed", "problems failed"))
-        }  # fmt: skip
-
-    def update(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
-        self.done += 1
-        if row["ok"]:
-            tree = payload["tree"]
-            self.pairs += tree["num_pairs"]
-            self.tokens += tree["generated_tokens"]
-            self.stages[tree["outcome"]] += 1
-            _inc(self.metrics["pairs"], tree["num_pairs"])
-            _inc(self.metrics["tokens"], tree["generated_tokens"])
-        else:
-            self.failed += 1
-            self.metrics["failed"].inc()
-        self.metrics["problems"].inc()
-        now = time.monotonic()
-        if now - self.last >= self.every_s or self.done == self.total:
-            self.last = now
-            log.info("progress %s", self.line(now))
-
-    def line(self, now: float) -> str:
-        """``3/8 problems (0 failed), 5 pairs, stages {...}, 41.2 tok/s, 1m02s elapsed, ETA 1m43s``."""
-        elapsed = max(now - self.start, 1e-9)
-        left = self.total - self.done
-        eta = f"ETA {_clock(elapsed / self.done * left)}" if self.done and left else "done" if not left else "ETA ?"
-        rate = self.tokens / elapsed
-        return (f"{self.done}/{self.total} problems ({self.failed} failed), {self.pairs} pairs, stages "
-                f"{dict(self.stages)}, {rate:.1f} tok/s, {_clock(elapsed)} elapsed, {eta}")  # fmt: skip
-
-
-def _clock(seconds: float) -> str:
-    """``1h02m``, ``4m05s`` or ``37s``."""
-    s = round(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-def _inc(counter: Any, value: float) -> None:
-    if value > 0:  # Ray's Counter rejects 0
-        counter.inc(value)
-
-
-def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _Progress) -> dict[str, Any]:
+def summarize(store: OutputStore, num_problems: int, seconds: float, progress: SearchProgress) -> dict[str, Any]:
     """Totals over everything committed in the folder (all runs), plus this run's rate."""
     pairs = store.read("pairs").select(["stage", "level"]).to_pylist()
     columns = ["outcome", "generated_tokens", "prm_calls", "seconds", "policy_seconds", "prm_seconds"]

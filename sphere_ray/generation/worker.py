@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+from sphere_ray.generation.progress import CountingPolicy, Tally
 from sphere_ray.search import Models, Problem, SearchParams, SphereParams, sphere_search
 
 __all__ = [
@@ -123,19 +124,23 @@ class ProblemWorker(RetryingWorker):
         call_timeout_s / call_retries: per model call (see :class:`~sphere_ray.serving.client.ServePolicy`).
         affinity: send each problem's calls with its id as Serve session id, so deployments routed by
             Serve's ``ConsistentHashRouter`` keep one problem on one replica.
+        step_board: the job's :class:`~sphere_ray.generation.progress.StepBoard` actor: step samples and
+            tokens are reported to it as they happen (the driver's live progress line), or None.
         **retrying: :class:`RetryingWorker` arguments.
     """
 
     def __init__(
         self, apps: dict[str, str | None], params: dict[str, Any], config_hash: str, call_timeout_s: float = 600.0,
-        call_retries: int = 3, affinity: bool = True, **retrying: Any,
+        call_retries: int = 3, affinity: bool = True, step_board: Any = None, **retrying: Any,
     ) -> None:  # fmt: skip
         from sphere_ray.serving.client import ServePolicy, ServePRM
 
         super().__init__(**retrying)
+        self.tally = Tally(lambda steps, tokens: step_board.add.remote(steps, tokens)) if step_board else None
 
-        def policy(app: str) -> ServePolicy:
-            return ServePolicy(app, timeout_s=call_timeout_s, retries=call_retries)
+        def policy(app: str) -> Any:
+            client = ServePolicy(app, timeout_s=call_timeout_s, retries=call_retries)
+            return CountingPolicy(client, self.tally) if self.tally else client
 
         small = apps.get("small_policy")
         self.models = Models(
@@ -161,6 +166,8 @@ class ProblemWorker(RetryingWorker):
 
     def payload(self, problem: Problem, result: Any, attempts: int, seconds: float) -> dict[str, Any]:
         """``{tree: TREE_SCHEMA row, pairs: [PAIR_SCHEMA rows]}``."""
+        if self.tally:
+            self.tally.flush()
         pairs = [{**dataclasses.asdict(p), "pair_id": p.pair_id, "config_hash": self.config_hash} for p in result.pairs]
         c = result.counters
         tree = {

@@ -75,3 +75,31 @@ def test_a_config_mistake_is_one_line_and_exit_2(capsys, stage, argv, field):
     assert err.count("\n") == 1 and err.startswith("sphere-ray: error:") and field in err and "Traceback" not in err
     with pytest.raises(ValueError, match=field):  # --debug: the exception itself
         main([stage, *argv, "--debug"])
+
+
+def test_a_recipe_extends_another(tmp_path):
+    """``extends``: the base recipe's fields, this recipe's over them, sections merged key by key."""
+    import dataclasses as dc
+
+    from sphere_ray.config import load_yaml, option, section
+
+    @dc.dataclass
+    class Job:
+        rounds: int = option(1, "rounds")
+        name: str = option("x", "name")
+        generate: dict = section("a section")
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "base.yaml").write_text("rounds: 1\nname: base\ngenerate: {limit: 8, temperature: 0.8}\n")
+    (tmp_path / "child.yaml").write_text("extends: base/base.yaml\nrounds: 2\ngenerate: {temperature: 0.3}\n")
+    assert load_yaml(Job, tmp_path / "child.yaml") == {"rounds": 2, "name": "base",
+                                                        "generate": {"limit": 8, "temperature": 0.3}}  # fmt: skip
+    (tmp_path / "bad.yaml").write_text("extends: base/base.yaml\nnope: 1\n")
+    with pytest.raises(ValueError, match="unknown field"):
+        load_yaml(Job, tmp_path / "bad.yaml")
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ValueError, match="extends it back"):
+        load_yaml(Job, tmp_path / "loop.yaml")
+    (tmp_path / "missing.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_yaml(Job, tmp_path / "missing.yaml")
