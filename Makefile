@@ -45,9 +45,9 @@ generate: setup
 evaluate: setup
 	$(PY) -m jobs.evaluate --config $(EVAL_RECIPE) $(ARGS)
 
-# The single-process variant (no Ray): transformers models in process -> outputs/search/
+# The generation job with in-process transformers models (models: inprocess; no Serve, no vLLM) -> outputs/search/
 search: setup
-	$(PY) -m jobs.search --config $(SEARCH_RECIPE) $(ARGS)
+	$(PY) -m jobs.generate --config $(SEARCH_RECIPE) $(ARGS)
 
 # DPO on the pairs of `make run` (TRL + PEFT LoRA on Ray Train) -> outputs/dpo/
 train: setup

@@ -2,7 +2,7 @@
 
 Usage in a job entrypoint::
 
-    cfg = parse_config(SearchJobConfig, sys.argv[1:])  # --config recipe.yaml --max_depth 4
+    cfg = parse_config(GenerateJobConfig, sys.argv[1:])  # --config recipe.yaml --max_depth 4
 
 Every field is declared with :func:`option` (a default and a help string); ``--help`` lists them.
 A field's value is checked by the dataclass's ``__post_init__``, which raises ``ValueError`` naming

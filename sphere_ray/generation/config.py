@@ -6,10 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sphere_ray.config import option
-from sphere_ray.search_options import SearchOptions
+from sphere_ray.models.embedded import EMBEDDED_NAME as EMBEDDED
+from sphere_ray.search import SearchParams, SphereParams
+from sphere_ray.search.prompts import CORRECTION_TEMPLATE, SOLVE_TEMPLATE
 
-__all__ = ["GenerateJobConfig", "ProblemJobOptions"]
+__all__ = ["GenerateJobConfig", "ProblemJobOptions", "SearchOptions"]
 
+_MODES = ("serve", "inprocess")
+_DTYPES = ("float32", "bfloat16", "float16")
 _SERVE_DEFAULT = ["deployments/policy.yaml", "deployments/small_policy.yaml", "deployments/prm.yaml"]
 
 
@@ -96,6 +100,33 @@ class ProblemJobOptions:
 
 
 @dataclass
+class SearchOptions:
+    """Fields of :class:`~sphere_ray.search.SphereParams`, flat, for YAML recipes and the CLI."""
+
+    num_candidates: int = option(5, "E: candidate steps per expansion (paper: 5)")
+    small_num_candidates: int = option(0, "candidates per expansion for the small policy; 0 means 2E")
+    temperature: float = option(0.8, "sampling temperature of the step candidates (paper: 0.8)")
+    max_depth: int = option(6, "the most steps one solution may have")
+    max_step_tokens: int = option(128, "token budget of one step")
+    seed: int = option(0, "base seed of the search")
+    solve_template: str = option(SOLVE_TEMPLATE, "user turn for stages 1 and 3; must contain {problem}")
+    correction_template: str = option(CORRECTION_TEMPLATE, "user turn for stage 2; {problem} and {solution}")
+    reference_fallback: bool = option(
+        False, "not in the paper: when self-correction fails, pair the problem's reference solution vs Sol_max"
+    )
+
+    def __post_init__(self) -> None:
+        self.sphere_params()  # SearchParams/SphereParams raise ValueError naming the field
+
+    def sphere_params(self) -> SphereParams:
+        """The search parameters these fields describe."""
+        search = SearchParams(self.num_candidates, self.temperature, self.max_depth, self.max_step_tokens, self.seed)
+        return SphereParams(
+            search, self.small_num_candidates, self.solve_template, self.correction_template, self.reference_fallback
+        )
+
+
+@dataclass
 class GenerateJobConfig(SearchOptions, ProblemJobOptions):
     """SPHERE preference-pair generation: Ray Data over Serve apps, pairs/trees/rejects to Parquet."""
 
@@ -105,7 +136,34 @@ class GenerateJobConfig(SearchOptions, ProblemJobOptions):
     policy_app: str = option("policy", "Serve app of the policy")
     small_policy_app: str | None = option("small_policy", "Serve app of the small policy (stage 3); null skips")
     prm_app: str = option("prm", "Serve app of the PRM")
+    models: str = option(
+        "serve",
+        "serve: the models are the Serve apps above (vLLM replicas); inprocess: each search actor loads "
+        "policy_model, small_policy_model and prm_model with transformers (development: no Serve, no vLLM; "
+        "start_serve is then ignored)",
+    )
+    policy_model: str = option(EMBEDDED, "inprocess: the policy (model folder, hub name or the embedded default)")
+    small_policy_model: str | None = option(EMBEDDED, "inprocess: the stage-3 small policy; null skips stage 3")
+    prm_model: str = option(EMBEDDED, "inprocess: the LLM-as-judge PRM's model")
+    dtype: str = option("float32", "inprocess: model dtype, float32 (CPU), bfloat16 or float16 (GPU)")
+    device: str = option("cpu", "inprocess: torch device (cpu, cuda, cuda:1, ...)")
 
     def __post_init__(self) -> None:
+        if self.models not in _MODES:
+            raise ValueError(f"models must be one of {_MODES}, got {self.models!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
+        for name in ("policy_model", "prm_model"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+        if self.models == "inprocess":
+            self.start_serve = False  # nothing to deploy
         ProblemJobOptions.__post_init__(self)
         SearchOptions.__post_init__(self)
+
+    def inprocess_models(self) -> dict[str, Any] | None:
+        """The in-process models' settings for the search actors (None in ``serve`` mode)."""
+        if self.models != "inprocess":
+            return None
+        return {"policy": self.policy_model, "small_policy": self.small_policy_model, "prm": self.prm_model,
+                "dtype": self.dtype, "device": self.device}  # fmt: skip

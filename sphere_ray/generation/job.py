@@ -139,7 +139,7 @@ def _stream(cfg: GenerateJobConfig, queue: Queue, store: OutputStore, progress: 
     worker_args = {
         "apps": apps, "params": dataclasses.asdict(cfg.sphere_params()), "config_hash": config_hash(cfg),
         "call_timeout_s": cfg.call_timeout_s, "call_retries": cfg.call_retries, "affinity": cfg.affinity,
-        "step_board": progress.board, **retrying_args(cfg),
+        "step_board": progress.board, "inprocess": cfg.inprocess_models(), **retrying_args(cfg),
     }  # fmt: skip
     results = map_queue(cfg, queue, store, (ProblemWorker, ProblemBatchWorker), worker_args)
 

@@ -122,6 +122,8 @@ class ProblemWorker(RetryingWorker):
         params: :class:`SphereParams` fields as a dict (``search`` nested).
         config_hash: recorded in every pair.
         call_timeout_s / call_retries: per model call (see :class:`~sphere_ray.serving.client.ServePolicy`).
+        inprocess: ``models: inprocess`` settings (:func:`~sphere_ray.generation.inprocess.build_inprocess_models`
+            arguments): this actor loads the models itself and ``apps`` is unused.
         affinity: send each problem's calls with its id as Serve session id, so deployments routed by
             Serve's ``ConsistentHashRouter`` keep one problem on one replica.
         step_board: the job's :class:`~sphere_ray.generation.progress.StepBoard` actor: step samples and
@@ -131,26 +133,20 @@ class ProblemWorker(RetryingWorker):
 
     def __init__(
         self, apps: dict[str, str | None], params: dict[str, Any], config_hash: str, call_timeout_s: float = 600.0,
-        call_retries: int = 3, affinity: bool = True, step_board: Any = None, **retrying: Any,
+        call_retries: int = 3, affinity: bool = True, step_board: Any = None,
+        inprocess: dict[str, Any] | None = None, **retrying: Any,
     ) -> None:  # fmt: skip
-        from sphere_ray.serving.client import ServePolicy, ServePRM
-
         super().__init__(**retrying)
         self.tally = Tally(lambda steps, tokens: step_board.add.remote(steps, tokens)) if step_board else None
-
-        def policy(app: str) -> Any:
-            client = ServePolicy(app, timeout_s=call_timeout_s, retries=call_retries)
-            return CountingPolicy(client, self.tally) if self.tally else client
-
-        small = apps.get("small_policy")
-        self.models = Models(
-            policy=policy(apps["policy"]),
-            prm=ServePRM(apps["prm"], timeout_s=call_timeout_s, retries=call_retries),
-            small_policy=policy(small) if small else None,
-        )
+        models = _inprocess(inprocess) if inprocess else _serve_clients(apps, call_timeout_s, call_retries)
+        if self.tally:
+            small = models.small_policy
+            models = dataclasses.replace(models, policy=CountingPolicy(models.policy, self.tally),
+                                         small_policy=CountingPolicy(small, self.tally) if small else None)  # fmt: skip
+        self.models = models
         self.params = SphereParams(**{**params, "search": SearchParams(**params["search"])})
         self.config_hash = config_hash
-        self.affinity = affinity
+        self.affinity = affinity and not inprocess  # in-process models have no replicas to route between
 
     def _models_for(self, problem: Problem) -> Models:
         """The clients one problem's search uses; with affinity every call carries the problem id as session."""
@@ -178,6 +174,24 @@ class ProblemWorker(RetryingWorker):
             "trees_json": json.dumps([t.to_dict() for t in result.trees]),
         }  # fmt: skip
         return {"tree": tree, "pairs": pairs}
+
+
+def _serve_clients(apps: dict[str, str | None], timeout_s: float, retries: int) -> Models:
+    """Clients of the Serve apps (``policy``, ``prm``, optional ``small_policy``)."""
+    from sphere_ray.serving.client import ServePolicy, ServePRM
+
+    small = apps.get("small_policy")
+    return Models(
+        policy=ServePolicy(apps["policy"], timeout_s=timeout_s, retries=retries),
+        prm=ServePRM(apps["prm"], timeout_s=timeout_s, retries=retries),
+        small_policy=ServePolicy(small, timeout_s=timeout_s, retries=retries) if small else None,
+    )
+
+
+def _inprocess(settings: dict[str, Any]) -> Models:
+    from sphere_ray.generation.inprocess import build_inprocess_models
+
+    return build_inprocess_models(**settings)
 
 
 class BatchWorkerMixin:

@@ -3,20 +3,20 @@
 import pytest
 
 from sphere_ray.config import config_hash, parse_config
-from sphere_ray.search_job import SearchJobConfig
+from sphere_ray.generation.config import GenerateJobConfig
 
 RECIPE = "recipes/search_smollm2.yaml"
 
 
 def test_recipe_loads_and_cli_overrides():
-    cfg = parse_config(SearchJobConfig, ["--config", RECIPE, "--max_depth", "2", "--limit", "null", "--seed", "7"])
+    cfg = parse_config(GenerateJobConfig, ["--config", RECIPE, "--max_depth", "2", "--limit", "null", "--seed", "7"])
     assert cfg.max_depth == 2 and cfg.limit is None and cfg.seed == 7
     assert cfg.num_candidates == 5 and cfg.temperature == 0.8  # from the recipe
     assert cfg.sphere_params().search.max_depth == 2
 
 
 def test_string_fields_keep_what_was_typed():
-    cfg = parse_config(SearchJobConfig, ["--output_dir", "007", "--temperature", "1"])
+    cfg = parse_config(GenerateJobConfig, ["--output_dir", "007", "--temperature", "1"])
     assert cfg.output_dir == "007" and cfg.temperature == 1.0
 
 
@@ -27,6 +27,7 @@ def test_string_fields_keep_what_was_typed():
         (["--max_depth", "0"], "max_depth"),
         (["--limit", "0"], "limit"),
         (["--dtype", "int8"], "dtype"),
+        (["--models", "remote"], "models"),
         (["--temperature", "hot"], "temperature"),
         (["--max_step_tokens", "1.5"], "max_step_tokens"),
         (["--solve_template", "no placeholder {x}"], "solve_template"),
@@ -34,25 +35,31 @@ def test_string_fields_keep_what_was_typed():
 )
 def test_bad_values_name_the_field(argv, field):
     with pytest.raises(ValueError, match=field):
-        parse_config(SearchJobConfig, argv)
+        parse_config(GenerateJobConfig, argv)
 
 
 def test_unknown_yaml_key_is_rejected(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("num_candidate: 5\n")
     with pytest.raises(ValueError, match=r"unknown field.*num_candidate"):
-        parse_config(SearchJobConfig, ["--config", str(path)])
+        parse_config(GenerateJobConfig, ["--config", str(path)])
+
+
+def test_inprocess_mode_deploys_nothing():
+    cfg = parse_config(GenerateJobConfig, ["--config", RECIPE])
+    assert cfg.models == "inprocess" and not cfg.start_serve and cfg.inprocess_models()["prm"] == cfg.prm_model
+    assert GenerateJobConfig().inprocess_models() is None and GenerateJobConfig().start_serve
 
 
 def test_config_hash_ignores_paths_but_not_search_knobs():
-    a = SearchJobConfig()
-    assert config_hash(a) == config_hash(SearchJobConfig(output_dir="elsewhere", log_level="DEBUG"))
-    assert config_hash(a) != config_hash(SearchJobConfig(max_depth=3))
+    a = GenerateJobConfig()
+    assert config_hash(a) == config_hash(GenerateJobConfig(output_dir="elsewhere", log_level="DEBUG"))
+    assert config_hash(a) != config_hash(GenerateJobConfig(max_depth=3))
 
 
 def test_help_lists_every_field(capsys):
     with pytest.raises(SystemExit):
-        parse_config(SearchJobConfig, ["--help"])
+        parse_config(GenerateJobConfig, ["--help"])
     out = capsys.readouterr().out
     assert "--num_candidates" in out and "E: candidate steps per expansion" in out
 
