@@ -63,6 +63,7 @@ TREE_SCHEMA = pa.schema(
         pa.field("prm_seconds", pa.float64(), nullable=False),
         pa.field("attempts", pa.int32(), nullable=False),
         pa.field("trees_json", pa.string(), nullable=False),
+        pa.field("call_retries", pa.int32()),  # model-call retries over its attempts; null in older outputs
     ]
 )
 """One row per finished problem; ``trees_json`` holds every explored tree (see ``SearchTree.to_dict``)."""

@@ -146,19 +146,31 @@ class ProblemWorker(RetryingWorker):
         self.models = models
         self.params = SphereParams(**{**params, "search": SearchParams(**params["search"])})
         self.config_hash = config_hash
+        self.inprocess = bool(inprocess)
         self.affinity = affinity and not inprocess  # in-process models have no replicas to route between
+        self.call_retries: dict[str, int] = {}  # problem id -> model-call retries over its attempts
 
     def _models_for(self, problem: Problem) -> Models:
-        """The clients one problem's search uses; with affinity every call carries the problem id as session."""
-        if not self.affinity:
-            return self.models
-        m, sid = self.models, problem.id
+        """The clients of one problem's search.
+
+        Per-problem copies of the Serve clients, each counting the retries it spends; with affinity their calls
+        carry the problem id as session. In-process models are shared.
+        """
+        m = self.models
+        if self.inprocess:
+            return m
+        sid = problem.id if self.affinity else None
         small = m.small_policy.for_session(sid) if m.small_policy else None
         return dataclasses.replace(m, policy=m.policy.for_session(sid), prm=m.prm.for_session(sid), small_policy=small)
 
     async def attempt(self, problem: Problem) -> Any:
-        """The SPHERE search of ``problem``."""
-        return await sphere_search(problem, self._models_for(problem), self.params)
+        """The SPHERE search of ``problem``; the model-call retries it spends are added to its count."""
+        models = self._models_for(problem)
+        try:
+            return await sphere_search(problem, models, self.params)
+        finally:
+            spent = sum(getattr(x, "retries_spent", 0) for x in (models.policy, models.prm, models.small_policy))
+            self.call_retries[problem.id] = self.call_retries.get(problem.id, 0) + spent
 
     def payload(self, problem: Problem, result: Any, attempts: int, seconds: float) -> dict[str, Any]:
         """``{tree: TREE_SCHEMA row, pairs: [PAIR_SCHEMA rows]}``."""
@@ -171,6 +183,7 @@ class ProblemWorker(RetryingWorker):
             "num_pairs": len(pairs), "generated_tokens": c.generated_tokens, "step_generations": c.step_generations,
             "prm_calls": c.prm_calls, "seconds": seconds, "policy_seconds": c.policy_seconds,
             "prm_seconds": c.prm_seconds, "attempts": attempts,
+            "call_retries": self.call_retries.pop(result.problem.id, 0),
             "trees_json": json.dumps([t.to_dict() for t in result.trees]),
         }  # fmt: skip
         return {"tree": tree, "pairs": pairs}

@@ -126,9 +126,13 @@ def _retryable(error: BaseException) -> bool:
 
 
 async def call_with_retries(
-    fn: Callable[[], Awaitable[T]], what: str, retries: int = 3, timeout_s: float = 600.0, backoff_s: float = 1.0
-) -> T:
-    """Await ``fn()`` with a timeout; retry on replica death/unavailability/timeouts, not on bad requests."""
+    fn: Callable[[], Awaitable[T]], what: str, retries: int = 3, timeout_s: float = 600.0, backoff_s: float = 1.0,
+    on_retry: Callable[[], None] | None = None,
+) -> T:  # fmt: skip
+    """Await ``fn()`` with a timeout; retry on replica death/unavailability/timeouts, not on bad requests.
+
+    ``on_retry()`` is called before each retry (clients count the retries they spend).
+    """
     for attempt in range(retries + 1):
         try:
             return await asyncio.wait_for(fn(), timeout_s)
@@ -136,14 +140,20 @@ async def call_with_retries(
             if attempt == retries or not _retryable(e):
                 raise
             log.warning("%s failed (%s: %s); retry %d/%d", what, type(e).__name__, str(e)[:200], attempt + 1, retries)
+            if on_retry is not None:
+                on_retry()
             await asyncio.sleep(backoff_s * 2**attempt)
     raise AssertionError("unreachable")
 
 
-def with_session(client: T, session_id: str) -> T:
-    """A shallow copy of a Serve client (same handle and caches) whose calls carry ``session_id``."""
+def with_session(client: T, session_id: str | None) -> T:
+    """A shallow copy of a Serve client (same handle and caches) with its own count of retries spent.
+
+    Its calls carry ``session_id`` (None: no session).
+    """
     clone = copy.copy(client)
     clone.session_id = session_id
+    clone.retries_spent = 0
     return clone
 
 
@@ -163,6 +173,10 @@ class ServePolicy:
         self.timeout_s, self.retries = timeout_s, retries
         self._rendered: dict[str, str] = {}
         self.session_id: str | None = None
+        self.retries_spent = 0  # this client's (a session copy counts its own)
+
+    def _retried(self) -> None:
+        self.retries_spent += 1
 
     @property
     def handle(self) -> Any:
@@ -173,7 +187,7 @@ class ServePolicy:
             self._app = serve.get_app_handle(self._app)
         return self._app if self.session_id is None else self._app.options(session_id=self.session_id)
 
-    def for_session(self, session_id: str) -> ServePolicy:
+    def for_session(self, session_id: str | None) -> ServePolicy:
         """A client whose calls carry ``session_id``.
 
         A deployment routed by Serve's ``ConsistentHashRouter`` sends them all to one replica, so one
@@ -203,7 +217,7 @@ class ServePolicy:
         return await _sample_via(self.generate, requests)
 
     async def _call(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
-        return await call_with_retries(fn, f"{self.name}.{what}", self.retries, self.timeout_s)
+        return await call_with_retries(fn, f"{self.name}.{what}", self.retries, self.timeout_s, on_retry=self._retried)
 
 
 class ServePRM:
@@ -216,13 +230,17 @@ class ServePRM:
         self.name = name or (app if isinstance(app, str) else "prm")
         self.timeout_s, self.retries = timeout_s, retries
         self.session_id: str | None = None
+        self.retries_spent = 0  # this client's (a session copy counts its own)
+
+    def _retried(self) -> None:
+        self.retries_spent += 1
 
     @property
     def handle(self) -> Any:
         """The app's deployment handle (with this client's session id, if it has one)."""
         return self._handle if self.session_id is None else self._handle.options(session_id=self.session_id)
 
-    def for_session(self, session_id: str) -> ServePRM:
+    def for_session(self, session_id: str | None) -> ServePRM:
         """A client whose calls carry ``session_id`` (see :meth:`ServePolicy.for_session`)."""
         return with_session(self, session_id)
 
@@ -230,8 +248,9 @@ class ServePRM:
         """Batched step scores through the deployment."""
         request = to_score_request(requests, [r.answer for r in requests])
         response: ScoreResponse = await call_with_retries(
-            lambda: self.handle.score.remote(request), f"{self.name}.score", self.retries, self.timeout_s
-        )
+            lambda: self.handle.score.remote(request), f"{self.name}.score", self.retries, self.timeout_s,
+            on_retry=self._retried,
+        )  # fmt: skip
         return response.scores
 
 

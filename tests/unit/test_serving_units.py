@@ -56,7 +56,9 @@ def test_retries_on_dead_replica_not_on_bad_request():
             raise ActorDiedError("replica died")
         return "ok"
 
-    assert asyncio.run(call_with_retries(flaky, "x", retries=3, backoff_s=0)) == "ok" and calls["n"] == 3
+    retried = []
+    result = asyncio.run(call_with_retries(flaky, "x", retries=3, backoff_s=0, on_retry=lambda: retried.append(1)))
+    assert result == "ok" and calls["n"] == 3 and len(retried) == 2  # each retry is counted
 
     async def bad():
         calls["n"] += 1
@@ -132,3 +134,39 @@ def test_app_state_line_counts_replicas_by_state():
     assert app_state_line(fake_app("DEPLOYING", {"STARTING": 1}, {"STARTING": 1, "RUNNING": 2, "STOPPING": 0})) == (
         "DEPLOYING (replicas: 2 RUNNING, 2 STARTING)"
     )
+
+
+def test_session_copies_count_their_own_retries():
+    """A problem's session copy of a Serve client counts the retries it spends, apart from the shared client."""
+    from sphere_ray.search import PrmRequest
+    from sphere_ray.serving.client import ServePRM
+    from sphere_ray.serving.schema import ScoreResponse
+
+    class FakeHandle:
+        """A fake deployment handle whose first score call finds a dead replica."""
+
+        def __init__(self):
+            self.calls = 0
+
+        def options(self, **kwargs):
+            return self
+
+        @property
+        def score(self):
+            return self
+
+        def remote(self, request):
+            self.calls += 1
+
+            async def answer():
+                if self.calls == 1:
+                    raise ActorDiedError("replica died")
+                return ScoreResponse(scores=[[0.5]])
+
+            return answer()
+
+    shared = ServePRM(FakeHandle(), retries=2)
+    copy = shared.for_session(None)
+    request = PrmRequest(question="1+1?", steps=("2",), answer="2")
+    scores = asyncio.run(copy.score_steps([request]))
+    assert scores == [[0.5]] and copy.retries_spent == 1 and shared.retries_spent == 0
