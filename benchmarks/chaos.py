@@ -11,7 +11,8 @@ the same problems and seeds:
 
 Reported (``results/chaos.{md,json}``): problems lost and duplicated, whether the chaos run's problem ids and
 pairs equal the clean run's (the sim is a pure function of prompt and seed), retries spent (problem
-attempts beyond the first), driver restarts, the faults injected, and the wall-time overhead.
+attempts beyond the first, and model calls retried by the clients, as committed with each problem), driver
+restarts, the faults injected, and the wall-time overhead.
 
     python benchmarks/chaos.py [--problems 2000 --replicas 4 --kill-every-s 20]
 """
@@ -137,9 +138,10 @@ def outputs(out: Path) -> dict[str, Any]:
     from sphere_ray.generation.store import OutputStore
 
     store = OutputStore(str(out))
-    trees = store.read("trees").select(["problem_id", "attempts"]).to_pylist()
+    trees = store.read("trees").select(["problem_id", "attempts", "call_retries"]).to_pylist()
     pairs = store.read("pairs").select(["problem_id", "prompt", "chosen", "rejected"]).to_pylist()
     return {"ids": [t["problem_id"] for t in trees], "attempts": sum(t["attempts"] for t in trees),
+            "call_retries": sum(t["call_retries"] or 0 for t in trees),
             "pairs": sorted((p["problem_id"], p["prompt"], p["chosen"], p["rejected"]) for p in pairs),
             "rejects": store.read("rejects").num_rows}  # fmt: skip
 
@@ -181,6 +183,7 @@ def drill(args: argparse.Namespace, work: Path, cluster: Any) -> dict[str, Any]:
         "pairs_clean": len(clean["pairs"]), "pairs_chaos": len(dirty["pairs"]),
         "pairs_only_in_one": len(set(clean["pairs"]) ^ set(dirty["pairs"])),
         "retries_clean": clean["attempts"] - len(clean["ids"]), "retries_chaos": dirty["attempts"] - len(dirty["ids"]),
+        "call_retries_clean": clean["call_retries"], "call_retries_chaos": dirty["call_retries"],
         "rejects_clean": clean["rejects"], "rejects_chaos": dirty["rejects"], "driver_runs": runs,
         "faults": {"replicas_killed": sum("killed replica" in e["event"] for e in chaos.events),
                    "data_actors_killed": sum("Ray Data actor" in e["event"] for e in chaos.events),
@@ -209,6 +212,8 @@ def write_report(result: dict[str, Any]) -> str:
         f"| same pairs as the clean run | {result['same_pairs']} ({result['pairs_chaos']} vs {result['pairs_clean']}; "
         f"{result['pairs_only_in_one']} in one run only) | yes |",
         f"| problem retries (attempts beyond the first) | {r['retries_chaos']} (clean: {r['retries_clean']}) | |",
+        f"| model-call retries (of committed problems) | {r['call_retries_chaos']} (clean: {r['call_retries_clean']}) "
+        "| |",
         f"| problem rejects (failed after retries) | {r['rejects_chaos']} (clean: {r['rejects_clean']}) | 0 |",
         f"| wall time | {result['chaos_wall_s']:.0f} s vs {result['clean_wall_s']:.0f} s clean "
         f"(x{result['wall_overhead']:.2f}) | |", "",
