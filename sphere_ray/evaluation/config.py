@@ -57,6 +57,9 @@ class EvalJobConfig:
     num_actors: int = option(1, "Ray Data eval actors")
     calls_in_flight: int = option(4, "batched calls one actor keeps in flight")
     bootstrap: int = option(1000, "bootstrap resamples for the 95% interval of a difference")
+    resume: bool = option(
+        True, "reuse the rows of a model already evaluated in output_dir with the same model and settings", hashed=False
+    )
     output_dir: str = option("outputs/eval", "output folder", hashed=False)
     ray_address: str | None = option(None, "Ray cluster address (null: the job's cluster or a new local one)")
     log_level: str = option("INFO", "logging level", hashed=False)

@@ -6,6 +6,8 @@ benchmark through a Ray Data actor pool (:class:`~sphere_ray.evaluation.worker.E
 
 ``<output_dir>/<model>/<benchmark>.jsonl``  one row per sample: problem id, raw output, extracted answer,
                                           correct; with self-correction the revised output, answer, correct
+``<output_dir>/<model>/done.json``        the model's settings hash and errors: a rerun (``resume``) reuses
+                                          the rows of a model done with the same settings
 ``<output_dir>/errors.jsonl``             problems that failed after retries, with the error
 ``<output_dir>/summary.json``             scores per model and benchmark (see :mod:`.metrics`), ``comparison``:
                                           every later model against the first, per benchmark
@@ -15,6 +17,7 @@ benchmark through a Ray Data actor pool (:class:`~sphere_ray.evaluation.worker.E
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -28,7 +31,7 @@ from sphere_ray.evaluation.worker import EvalWorker
 from sphere_ray.files import write_json, write_jsonl, write_text
 from sphere_ray.problems import load_problems
 
-__all__ = ["load_benchmarks", "run_eval_job"]
+__all__ = ["load_benchmarks", "reused_rows", "run_eval_job", "settings_key"]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,16 @@ def run_eval_job(cfg: EvalJobConfig) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for spec in cfg.model_specs():
-        model_rows, model_errors = _evaluate_model(cfg, spec, problems)
-        _write_jsonl_by_benchmark(out / spec.name, model_rows, labels)
+        key = settings_key(cfg, spec)
+        done = reused_rows(out / spec.name, key, labels) if cfg.resume else None
+        if done is not None:
+            log.info("%s: evaluated before with the same settings; its rows are reused (resume: false redoes it)",
+                     spec.name)  # fmt: skip
+            model_rows, model_errors = done
+        else:
+            model_rows, model_errors = _evaluate_model(cfg, spec, problems)
+            _write_jsonl_by_benchmark(out / spec.name, model_rows, labels)
+            write_json(out / spec.name / "done.json", {"settings": key, "errors": model_errors})  # last: the marker
         rows += model_rows
         errors += model_errors
     write_jsonl(out / "errors.jsonl", errors)
@@ -55,6 +66,38 @@ def run_eval_job(cfg: EvalJobConfig) -> dict[str, Any]:
     write_text(out / "report.md", markdown(summary))
     bar_chart(summary, out / "pass_at_1.png")
     return summary
+
+
+def settings_key(cfg: EvalJobConfig, spec: ModelSpec) -> str:
+    """A hash of what a model's rows depend on: the model (and adapter), the problems and the sampling."""
+    fields = ("benchmarks", "limit", "samples", "temperature", "top_p", "top_k", "max_tokens", "seed",
+              "self_correction")  # fmt: skip
+    values = {"model": _fingerprint(spec.model), "adapter": _fingerprint(spec.adapter),
+              **{f: getattr(cfg, f) for f in fields}}  # fmt: skip
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _fingerprint(model: str | None) -> Any:
+    """A name as is; a local folder as its path plus its files' names, sizes and times (retrained weights differ)."""
+    if model is None or not Path(model).is_dir():
+        return model
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(model).iterdir() if f.is_file())
+    return [str(Path(model).resolve()), files]
+
+
+def reused_rows(folder: Path, key: str, labels: list[str]) -> tuple[list[dict], list[dict]] | None:
+    """``(rows, errors)`` of a model evaluated in ``folder`` with settings ``key``, or None (not done, other settings).
+
+    ``done.json`` is written after the model's JSONL files, so its presence means they are whole.
+    """
+    try:
+        done = json.loads((folder / "done.json").read_text())
+        if done.get("settings") != key:
+            return None
+        rows = [json.loads(line) for label in labels for line in (folder / f"{label}.jsonl").read_text().splitlines()]
+    except (OSError, ValueError):
+        return None
+    return rows, list(done.get("errors", []))
 
 
 def load_benchmarks(specs: list[str], limit: int | None) -> tuple[list[dict[str, Any]], list[str]]:

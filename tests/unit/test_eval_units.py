@@ -1,5 +1,9 @@
 """Evaluation, pure parts: metrics on hand-made rows, bootstrap interval, report, config errors, bundled sets."""
 
+import json
+import os
+import time
+
 import pytest
 
 from sphere_ray.config import parse_config
@@ -88,3 +92,33 @@ def test_bad_config_names_the_field(argv, field):
 def test_unknown_benchmark_is_a_clear_error():
     with pytest.raises(ValueError, match="neither a bundled set"):
         load_benchmarks(["gsm9k"], None)
+
+
+def test_a_model_done_with_the_same_settings_is_reused(tmp_path):
+    """Per-model resume: rows come back only with done.json of the same settings and whole JSONL files."""
+    from sphere_ray.evaluation.config import ModelSpec
+    from sphere_ray.evaluation.job import reused_rows, settings_key
+    from sphere_ray.files import write_json, write_jsonl
+
+    cfg = EvalJobConfig(benchmarks=["easy_test"], limit=4, samples=2)
+    model_dir = tmp_path / "merged"
+    model_dir.mkdir()
+    (model_dir / "model.safetensors").write_bytes(b"weights v1")
+    spec = ModelSpec("trained", str(model_dir))
+    key = settings_key(cfg, spec)
+    assert key == settings_key(EvalJobConfig(benchmarks=["easy_test"], limit=4, samples=2, output_dir="x"), spec)
+    assert key != settings_key(EvalJobConfig(benchmarks=["easy_test"], limit=4, samples=3), spec)
+    folder = tmp_path / "eval" / "trained"
+    assert reused_rows(folder, key, ["easy_test"]) is None  # never evaluated
+    rows = [{"problem_id": "p1", "sample": 0, "correct": True}, {"problem_id": "p1", "sample": 1, "correct": False}]
+    write_jsonl(folder / "easy_test.jsonl", rows)
+    assert reused_rows(folder, key, ["easy_test"]) is None  # rows without the marker: the run died before it
+    write_json(folder / "done.json", {"settings": key, "errors": [{"problem_id": "p2", "error": "x"}]})
+    assert reused_rows(folder, key, ["easy_test"]) == (rows, [{"problem_id": "p2", "error": "x"}])
+    assert reused_rows(folder, key, ["easy_test", "gsm8k"]) is None  # another benchmark was not evaluated
+    (folder / "done.json").write_text(json.dumps({"settings": "other"}))
+    assert reused_rows(folder, key, ["easy_test"]) is None
+    time.sleep(0.01)
+    (model_dir / "model.safetensors").write_bytes(b"weights v2, retrained")  # same path, new weights
+    os.utime(model_dir / "model.safetensors")
+    assert settings_key(cfg, spec) != key
