@@ -62,12 +62,17 @@ class PipelineConfig:
         values = {**self.train, "model": policy, "pairs": pairs, "output_dir": str(self.round_dir(k) / "dpo")}
         return build_section(DPOJobConfig, "train", values)
 
-    def eval_config(self, trained: str | None) -> EvalJobConfig:
-        """The evaluation of the base model and (when there is one) the trained model."""
+    def eval_config(self, trained: str | None, apps: dict[str, str] | None = None) -> EvalJobConfig:
+        """The evaluation of the base model and (when there is one) the trained model.
+
+        ``apps`` (model name -> running Serve app): evaluate on those apps instead of deploying.
+        """
         models = [{"name": "base", "model": self.base_model}]
         if trained:
             models.append({"name": "trained", "model": trained})
         values = {**self.evaluate, "models": models, "output_dir": str(Path(self.output_dir) / "eval")}
+        if apps:
+            values.update(start_serve=False, apps=apps)
         return build_section(EvalJobConfig, "evaluate", values)
 
 

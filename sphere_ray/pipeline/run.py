@@ -53,6 +53,23 @@ def run_rounds(cfg: PipelineConfig, policy: str) -> tuple[list[dict[str, Any]], 
     return rounds, policy if policy != start else None
 
 
+def _evaluate_base_on(cfg: PipelineConfig, app: str) -> None:
+    """Evaluate the base model on the generation's running policy app (it serves the base model in round 1).
+
+    The final evaluation then reuses these rows (the eval job resumes per model), so the base model is not
+    deployed a second time.
+    """
+    from ray import serve
+
+    from sphere_ray.evaluation.job import run_eval_job
+
+    status = serve.status().applications.get(app)
+    if status is None or status.status != "RUNNING":
+        return  # the generation had nothing to do and deployed nothing: the final evaluation deploys the base
+    log.info("[eval] base on the running %s app", app)
+    run_eval_job(cfg.eval_config(None, apps={"base": app}))
+
+
 def _round(cfg: PipelineConfig, k: int, policy: str) -> dict[str, Any]:
     from ray import serve
 
@@ -62,6 +79,8 @@ def _round(cfg: PipelineConfig, k: int, policy: str) -> dict[str, Any]:
     gen_cfg = cfg.generate_config(k, policy)
     generated = run_generate_job(gen_cfg)
     if gen_cfg.start_serve:
+        if policy == cfg.base_model:
+            _evaluate_base_on(cfg, gen_cfg.policy_app)
         serve.shutdown()  # free the replicas' CPUs/GPUs for training
     record: dict[str, Any] = {"round": k, "policy": policy, "generate": gen_cfg.output_dir,
                               "pairs": generated["pairs"], "trained_model": None}  # fmt: skip

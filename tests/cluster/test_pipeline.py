@@ -115,3 +115,35 @@ def test_rounds_chain_each_trained_model_into_the_next_round(monkeypatch, tmp_pa
         ("eval", [{"name": "base", "model": "base-m"}, {"name": "trained", "model": f"{r(2)}/dpo/merged"}]),
     ]  # fmt: skip
     assert [x["pairs"] for x in summary["rounds"]] == [5, 5, 0] and summary["trained_model"] == f"{r(2)}/dpo/merged"
+
+
+def test_base_is_evaluated_on_the_running_policy_app(monkeypatch, tmp_path):
+    """Fake stage functions and a fake Serve status (pure orchestration): round 1 evaluates the base model on
+    the generation's policy app before Serve shuts down; the final evaluation lists base and trained (the eval
+    job reuses the base rows)."""
+    from types import SimpleNamespace
+
+    from ray import serve
+
+    import sphere_ray.evaluation.job as eval_job
+    import sphere_ray.generation.job as gen_job
+    import sphere_ray.pipeline.report as report
+    import sphere_ray.training.job as train_job
+    from sphere_ray.pipeline.run import run_pipeline
+
+    calls = []
+    monkeypatch.setattr(gen_job, "run_generate_job", lambda cfg: calls.append("generate") or {"pairs": 2})
+    monkeypatch.setattr(train_job, "run_dpo_job", lambda cfg: calls.append("train") or
+                        {"outputs": {"merged": f"{cfg.output_dir}/merged"}, "best_eval_loss": 0.5})  # fmt: skip
+    monkeypatch.setattr(eval_job, "run_eval_job", lambda cfg: calls.append(
+        ("eval", [m["name"] for m in cfg.models], cfg.start_serve, cfg.apps)) or {})  # fmt: skip
+    monkeypatch.setattr(report, "write_report", lambda cfg, run, ev: tmp_path / "report.md")
+    running = SimpleNamespace(applications={"policy": SimpleNamespace(status="RUNNING")})
+    monkeypatch.setattr(serve, "status", lambda: running)
+    monkeypatch.setattr(serve, "shutdown", lambda: calls.append("shutdown"))
+    import ray
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    run_pipeline(PipelineConfig(output_dir=str(tmp_path), base_model="base-m"))
+    assert calls == ["generate", ("eval", ["base"], False, {"base": "policy"}), "shutdown", "train",
+                     ("eval", ["base", "trained"], True, {})]  # fmt: skip
