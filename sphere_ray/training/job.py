@@ -78,6 +78,8 @@ def run_train_job(cfg: TrainJobOptions, load: Callable[[Any], Any]) -> dict[str,
 
     connect_ray(cfg.ray_address, log_to_driver=True)
     start = time.monotonic()
+    if Path(cfg.model).is_dir():  # Ray Train runs its workers in the run's folder: a relative path would miss
+        cfg = dataclasses.replace(cfg, model=str(Path(cfg.model).resolve()))
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model))
     splits = load(tokenizer)
     log.info("%s data: %s", cfg.METHOD, splits.summary())

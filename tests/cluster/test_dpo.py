@@ -42,7 +42,10 @@ def pairs_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(ray_cluster, tiny_policy_path, pairs_path, tmp_path_factory):
-    cfg = DPOJobConfig(**_args(tiny_policy_path, pairs_path, tmp_path_factory.mktemp("dpo")))
+    # the model as a path relative to this directory (as a pipeline round's merged model is): Ray Train runs
+    # its workers elsewhere, so the job must pass them the absolute path
+    relative = os.path.relpath(tiny_policy_path)
+    cfg = DPOJobConfig(**_args(relative, pairs_path, tmp_path_factory.mktemp("dpo")))
     return cfg, run_dpo_job(cfg)
 
 
