@@ -63,7 +63,8 @@ TREE_SCHEMA = pa.schema(
         pa.field("prm_seconds", pa.float64(), nullable=False),
         pa.field("attempts", pa.int32(), nullable=False),
         pa.field("trees_json", pa.string(), nullable=False),
-        pa.field("call_retries", pa.int32()),  # model-call retries over its attempts; null in older outputs
+        # added later: older parts lack it (read as null; not a damaged part, see _damage)
+        pa.field("call_retries", pa.int32(), metadata={"optional": "true"}),
     ]
 )
 """One row per finished problem; ``trees_json`` holds every explored tree (see ``SearchTree.to_dict``)."""
@@ -208,7 +209,9 @@ class OutputStore:
             table = pq.read_table(path, filesystem=self.fs)
         except (OSError, pa.ArrowException) as e:
             return f"{type(e).__name__}: {e}"[:500]
-        missing = set(self.layout.tables[sub].names) - set(table.schema.names)
+        schema = self.layout.tables[sub]
+        required = {f.name for f in schema if (f.metadata or {}).get(b"optional") != b"true"}
+        missing = required - set(table.schema.names)
         return f"columns {sorted(missing)} missing" if missing else None
 
     def _append_reason(self, row: dict[str, Any]) -> None:

@@ -101,3 +101,17 @@ def test_damaged_parts_are_moved_aside_and_their_problems_redone(tmp_path):
     _commit(store, ["c", "d", "e"])
     assert store.recover() == {"a", "b", "c", "d", "e"}  # once each, nothing twice
     assert sorted(store.read("trees").column("problem_id").to_pylist()) == ["a", "b", "c", "d", "e"]
+
+
+def test_parts_written_before_a_column_was_added_are_kept(tmp_path):
+    """A tree part without ``call_retries`` (written before it existed) is whole: kept on resume, read as null;
+    a part missing a required column is still damaged."""
+    store = OutputStore(str(tmp_path / "out"))
+    _commit(store, ["old"])
+    (name,) = [p.name for p in (tmp_path / "out" / "trees").iterdir()]
+    part = tmp_path / "out" / "trees" / name
+    pq.write_table(pq.read_table(part).drop(["call_retries"]), part)  # as an older version wrote it
+    assert store.recover() == {"old"} and not (tmp_path / "out" / "quarantine").exists()
+    assert store.read("trees").column("call_retries").to_pylist() == [None]
+    pq.write_table(pq.read_table(part).drop(["outcome"]), part)
+    assert store.recover() == set() and (tmp_path / "out" / "quarantine").exists()
