@@ -74,13 +74,11 @@ def controls(cfg: PipelineConfig, base: str, rft_recipe: Path, rft_lr: float) ->
 
 
 def evaluate(cfg: PipelineConfig, models: dict[str, str]) -> dict[str, Any]:
-    """One eval job over ``models`` (name -> model), the first being the base."""
-    from sphere_ray.evaluation.config import EvalJobConfig
+    """One eval job over ``models`` (name -> model), the first being the base (the pipeline's eval settings)."""
     from sphere_ray.evaluation.job import run_eval_job
 
-    values = {**cfg.evaluate, "models": [{"name": n, "model": m} for n, m in models.items()],
-              "output_dir": str(Path(cfg.output_dir) / "eval")}  # fmt: skip
-    return run_eval_job(build_section(EvalJobConfig, "evaluate", values))
+    specs = [{"name": n, "model": m} for n, m in models.items()]
+    return run_eval_job(dataclasses.replace(cfg.eval_config(None), models=specs))
 
 
 def round_diagnostics(record: dict[str, Any]) -> dict[str, Any]:

@@ -47,7 +47,12 @@ def lookup(registry: dict[str, T], name: str, field: str) -> T:
 
 def config_hash(cfg: Any) -> str:
     """A 16-hex-digit hash of the fields that change results (not output paths or log levels)."""
-    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("hashed", True)}
+    fields = dataclasses.fields(cfg)
+    return stable_hash({f.name: getattr(cfg, f.name) for f in fields if f.metadata.get("hashed", True)})
+
+
+def stable_hash(values: Any) -> str:
+    """A 16-hex-digit hash of JSON-able ``values`` (keys sorted; other values by ``str``)."""
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -17,13 +17,13 @@ benchmark through a Ray Data actor pool (:class:`~sphere_ray.evaluation.worker.E
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
+from sphere_ray.config import stable_hash
 from sphere_ray.evaluation.config import EvalJobConfig, ModelSpec
 from sphere_ray.evaluation.metrics import compare, score
 from sphere_ray.evaluation.report import bar_chart, markdown
@@ -74,7 +74,7 @@ def settings_key(cfg: EvalJobConfig, spec: ModelSpec) -> str:
               "self_correction")  # fmt: skip
     values = {"model": _fingerprint(spec.model), "adapter": _fingerprint(spec.adapter),
               **{f: getattr(cfg, f) for f in fields}}  # fmt: skip
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return stable_hash(values)
 
 
 def _fingerprint(model: str | None) -> Any:

@@ -177,8 +177,8 @@ def failure_reject(row: dict[str, Any], payload: dict[str, Any], what: str) -> d
 def summarize(store: OutputStore, num_problems: int, seconds: float, progress: SearchProgress) -> dict[str, Any]:
     """Totals over everything committed in the folder (all runs), plus this run's rate."""
     pairs = store.read("pairs").select(["stage", "level"]).to_pylist()
-    columns = ["outcome", "generated_tokens", "prm_calls", "attempts", "call_retries", "seconds", "policy_seconds",
-               "prm_seconds"]  # fmt: skip
+    timings = ["seconds", "policy_seconds", "prm_seconds"]
+    columns = ["outcome", "generated_tokens", "prm_calls", "attempts", "call_retries", *timings]
     trees = store.read("trees").select(columns).to_pylist()
     rejects = store.read("rejects").select(["reason"]).to_pylist()
     tokens = sum(t["generated_tokens"] for t in trees)
@@ -194,7 +194,7 @@ def summarize(store: OutputStore, num_problems: int, seconds: float, progress: S
         "rejects_by_reason": dict(collections.Counter(r["reason"].split(":")[0][:80] for r in rejects)),
         "generated_tokens": tokens,
         "prm_calls": prm_calls,
-        "problem_seconds": {k: round(sum(t[k] for t in trees), 1) for k in columns[5:]},
+        "problem_seconds": {k: round(sum(t[k] for t in trees), 1) for k in timings},
         "retries": {"problem_attempts": sum(t["attempts"] - 1 for t in trees),
                     "model_calls": sum(t["call_retries"] or 0 for t in trees)},
         "this_run": {"problems": progress.done, "failed": progress.failed, "wall_seconds": round(seconds, 2),

@@ -109,8 +109,9 @@ class Progress:
         self.start = self.last = time.monotonic()
         self.lock = threading.Lock()
         self.stopped = threading.Event()
+        self.prefix = metrics
         self.metrics = _metrics(metrics, ("problems", "problems finished"), ("tokens", "tokens generated"),
-                                ("failed", "problems failed"), ("pairs", "pairs written"))  # fmt: skip
+                                ("failed", "problems failed"))  # fmt: skip
 
     def finished(self, ok: bool, tokens: int) -> None:
         """Count one finished problem; log the line if ``every_s`` has passed or it was the last."""
@@ -177,6 +178,7 @@ class SearchProgress(Progress):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.metrics.update(_metrics(self.prefix, ("pairs", "pairs written")))
         self.pairs = self.steps = 0
         self.stages: collections.Counter[str] = collections.Counter()
 

@@ -146,8 +146,8 @@ class ProblemWorker(RetryingWorker):
         self.models = models
         self.params = SphereParams(**{**params, "search": SearchParams(**params["search"])})
         self.config_hash = config_hash
-        self.inprocess = bool(inprocess)
-        self.affinity = affinity and not inprocess  # in-process models have no replicas to route between
+        self.inprocess = bool(inprocess)  # in-process models are shared: no sessions, no retries
+        self.affinity = affinity
         self.call_retries: dict[str, int] = {}  # problem id -> model-call retries over its attempts
 
     def _models_for(self, problem: Problem) -> Models:

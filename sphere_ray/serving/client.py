@@ -16,7 +16,7 @@ import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from sphere_ray.search.types import PrmRequest, StepRequest, StepSample
 from sphere_ray.serving.schema import GenerateRequest, GenerateResponse, ScoreItem, ScoreRequest, ScoreResponse
@@ -146,18 +146,37 @@ async def call_with_retries(
     raise AssertionError("unreachable")
 
 
-def with_session(client: T, session_id: str | None) -> T:
-    """A shallow copy of a Serve client (same handle and caches) with its own count of retries spent.
+class _ServeClient:
+    """What the Serve clients share: per-call timeout and retries, a session id, and the retries spent.
 
-    Its calls carry ``session_id`` (None: no session).
+    A session copy (:meth:`for_session`) shares the handle and caches and counts its own retries.
     """
-    clone = copy.copy(client)
-    clone.session_id = session_id
-    clone.retries_spent = 0
-    return clone
+
+    def __init__(self, name: str, timeout_s: float, retries: int) -> None:
+        self.name = name
+        self.timeout_s, self.retries = timeout_s, retries
+        self.session_id: str | None = None
+        self.retries_spent = 0
+
+    def for_session(self, session_id: str | None) -> Self:
+        """A client whose calls carry ``session_id`` (None: no session), with its own count of retries.
+
+        A deployment routed by Serve's ``ConsistentHashRouter`` sends them all to one replica, so one
+        problem's tree hits that replica's prefix cache.
+        """
+        clone = copy.copy(self)
+        clone.session_id = session_id
+        clone.retries_spent = 0
+        return clone
+
+    async def _call(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
+        return await call_with_retries(fn, f"{self.name}.{what}", self.retries, self.timeout_s, on_retry=self._retried)
+
+    def _retried(self) -> None:
+        self.retries_spent += 1
 
 
-class ServePolicy:
+class ServePolicy(_ServeClient):
     """The Policy protocol over a Serve generation app (``GenerationServer``).
 
     Args:
@@ -168,15 +187,9 @@ class ServePolicy:
     """
 
     def __init__(self, app: Any, name: str | None = None, timeout_s: float = 600.0, retries: int = 3) -> None:
+        super().__init__(name or (app if isinstance(app, str) else "policy"), timeout_s, retries)
         self._app = app
-        self.name = name or (app if isinstance(app, str) else "policy")
-        self.timeout_s, self.retries = timeout_s, retries
         self._rendered: dict[str, str] = {}
-        self.session_id: str | None = None
-        self.retries_spent = 0  # this client's (a session copy counts its own)
-
-    def _retried(self) -> None:
-        self.retries_spent += 1
 
     @property
     def handle(self) -> Any:
@@ -186,14 +199,6 @@ class ServePolicy:
 
             self._app = serve.get_app_handle(self._app)
         return self._app if self.session_id is None else self._app.options(session_id=self.session_id)
-
-    def for_session(self, session_id: str | None) -> ServePolicy:
-        """A client whose calls carry ``session_id``.
-
-        A deployment routed by Serve's ``ConsistentHashRouter`` sends them all to one replica, so one
-        problem's tree hits that replica's prefix cache.
-        """
-        return with_session(self, session_id)
 
     async def render_prompt(self, user_message: str) -> str:
         """The served model's chat template (cached per message, bounded)."""
@@ -216,41 +221,25 @@ class ServePolicy:
         """Batched next-step samples through the deployment."""
         return await _sample_via(self.generate, requests)
 
-    async def _call(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
-        return await call_with_retries(fn, f"{self.name}.{what}", self.retries, self.timeout_s, on_retry=self._retried)
 
-
-class ServePRM:
+class ServePRM(_ServeClient):
     """The ProcessRewardModel protocol over a Serve PRM app (``PRMServer``)."""
 
     def __init__(self, app: Any, name: str | None = None, timeout_s: float = 600.0, retries: int = 3) -> None:
         from ray import serve
 
+        super().__init__(name or (app if isinstance(app, str) else "prm"), timeout_s, retries)
         self._handle = serve.get_app_handle(app) if isinstance(app, str) else app
-        self.name = name or (app if isinstance(app, str) else "prm")
-        self.timeout_s, self.retries = timeout_s, retries
-        self.session_id: str | None = None
-        self.retries_spent = 0  # this client's (a session copy counts its own)
-
-    def _retried(self) -> None:
-        self.retries_spent += 1
 
     @property
     def handle(self) -> Any:
         """The app's deployment handle (with this client's session id, if it has one)."""
         return self._handle if self.session_id is None else self._handle.options(session_id=self.session_id)
 
-    def for_session(self, session_id: str | None) -> ServePRM:
-        """A client whose calls carry ``session_id`` (see :meth:`ServePolicy.for_session`)."""
-        return with_session(self, session_id)
-
     async def score_steps(self, requests: Sequence[PrmRequest]) -> list[list[float]]:
         """Batched step scores through the deployment."""
         request = to_score_request(requests, [r.answer for r in requests])
-        response: ScoreResponse = await call_with_retries(
-            lambda: self.handle.score.remote(request), f"{self.name}.score", self.retries, self.timeout_s,
-            on_retry=self._retried,
-        )  # fmt: skip
+        response: ScoreResponse = await self._call(lambda: self.handle.score.remote(request), "score")
         return response.scores
 
 
