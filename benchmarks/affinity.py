@@ -4,7 +4,7 @@ Runs the real generation job (Ray Data over Serve, one local Ray node) on simula
 policy and the PRM on the sim engine (Qwen2.5-Math-7B / PRM-7B on A100, ``sphere_ray.sim``), for:
 
 * 1 replica each (the single-replica hit rate);
-* N replicas each, routed by Serve's ConsistentHashRouter with the job's affinity on;
+* N replicas each, routed by sphere_ray.serving.router.AffinityRouter with the job's affinity on;
 * N replicas each, Serve's default router (power of two choices), affinity off.
 
 Problems in flight scale with N. Reports per run the policy's prefix-cache hit rate (cached / prompt
@@ -28,7 +28,7 @@ from pathlib import Path
 from sphere_ray.files import write_json, write_text
 from sphere_ray.sim.text import sim_problems
 
-ROUTER = {"request_router_class": "ray.serve.experimental.consistent_hash_router.ConsistentHashRouter"}
+ROUTER = {"request_router_class": "sphere_ray.serving.router.AffinityRouter"}
 OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -103,7 +103,7 @@ def main() -> None:
              "distinct sessions summed over policy / PRM replicas | sim policy tok/s | per replica vs 1 | wall s |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in runs:
-        mode = "ConsistentHash, on" if r["affinity"] else "default (pow-2), off"
+        mode = f"{r.get('router', 'ConsistentHash')}, on" if r["affinity"] else "default (pow-2), off"
         hit_ratio = r["policy_hit_rate"] / one["policy_hit_rate"]
         scaling = r["sim_tokens_per_s"] / (r["replicas"] * one["sim_tokens_per_s"])
         lines.append(f"| {r['replicas']} | {mode} | {r['problems']} | {r['policy_hit_rate']:.3f} | {hit_ratio:.3f} | "

@@ -52,8 +52,8 @@ def driver_cmd(args: argparse.Namespace, problems: Path, out: Path) -> list[str]
             "--ray_address", address,
             "--start_serve", "false", "--num_actors", "2", "--problems_in_flight", str(args.in_flight),
             "--actor_num_cpus", "0.01", "--num_candidates", "2", "--max_depth", "4", "--max_step_tokens", "32",
-            "--commit_every", "32", "--commit_every_s", "10", "--progress_every_s", "30", "--seed", "7",
-            "--problem_retry_delay_s", "2"]  # fmt: skip
+            "--commit_every", "32", "--commit_every_s", "10", "--queue_part_rows", "32", "--progress_every_s", "30",
+            "--seed", "7", "--problem_retry_delay_s", "2"]  # fmt: skip
 
 
 def run_driver(cmd: list[str], log_path: Path, kill_at: float | None, total: int, out: Path) -> tuple[int, float]:

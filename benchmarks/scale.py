@@ -6,7 +6,7 @@ switched to the simulated engine (:mod:`sphere_ray.sim`: Qwen2.5-Math-7B policy,
 PRM-7B on A100). Parts (``--parts``; each merges its result into ``results/scale.json``):
 
 * ``scaling``: N policy replicas (PRM at N, small policy at N/2) for each N of ``--replicas``, problems
-  and problems in flight scaled with N; the ConsistentHash router with affinity on, and Serve's default
+  and problems in flight scaled with N; gpu.yaml's AffinityRouter with affinity on, and Serve's default
   router with affinity off at N > 1. Simulated time runs ``--compression / N`` times real time, so the
   request rate the 2 cores must carry is the same at every N (the measured CPU use is reported: a
   saturated CPU would shrink the replicas' batches and void the comparison).
@@ -135,13 +135,15 @@ def part_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     runs = []
     for n in args.replicas:
-        for affinity in (True, False) if n > 1 else (True,):
+        for affinity in [a for a in (True, False) if a or n > 1 if ("affinity" if a else "default") in args.routers]:
             compression = args.compression / n
             deploy(serve_config(n, affinity, compression))
             problems = write_problems(work / f"s{n}.jsonl", args.problems_per_replica * n, seed=5)
             cfg = job_config(problems, work / f"scale-{n}-{affinity}", args.in_flight_per_replica * n, affinity)
             summary, cost = measured(lambda cfg=cfg: run_generate_job(cfg))
             runs.append(summarize_run(n, affinity, compression, summary, cost))
+            if affinity:
+                runs[-1]["router"] = "AffinityRouter"
             log.info("scaling %s", json.dumps(runs[-1]))
     new = {(r["replicas"], r["affinity"]) for r in runs}  # runs of an earlier call (other N) are kept
     runs = sorted([r for r in args.previous.get("runs", []) if (r["replicas"], r["affinity"]) not in new] + runs,
@@ -293,17 +295,32 @@ def _cluster_procs(cluster: Any) -> list[psutil.Process]:
     return procs(cluster.temp_dir, cluster.port)
 
 
+SIM_MODELS = ["--policy_model", "Qwen/Qwen2.5-Math-7B-Instruct", "--small_policy_model",
+              "Qwen/Qwen2.5-Math-1.5B-Instruct", "--prm_model", "Qwen/Qwen2.5-Math-PRM-7B"]  # fmt: skip
+
+
 def part_rss(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """A long run's driver: ``python -m jobs.generate`` as a child; its RSS every 5 s."""
+    """A long run's driver: ``python -m jobs.generate`` as a child; its RSS every 5 s.
+
+    ``--rss-models serve``: over 4 sim replicas per app; ``inprocess``: each search actor simulates the
+    models itself (no Serve round trips, so 100k problems fit in this machine's time; the driver's side,
+    input streaming, Ray Data and commits, is the same).
+    """
     import ray
 
-    n = 4
-    deploy(serve_config(n, True, args.rss_compression))
+    n = 4 if args.rss_models == "serve" else 0
+    if n:
+        deploy(serve_config(n, True, args.rss_compression))
+    models = (
+        ["--start_serve", "false"]
+        if n
+        else ["--models", "inprocess", "--sim", json.dumps({"compression": args.rss_compression}), *SIM_MODELS]
+    )
     problems = write_problems(work / "rss.jsonl", args.rss_problems, seed=11)
     out = work / "rss"
     address = ray.get_runtime_context().gcs_address  # with none, the child's ray.init would start a new cluster
     cmd = [sys.executable, "-m", "jobs.generate", "--problems", str(problems), "--output_dir", str(out),
-           "--ray_address", address, "--start_serve", "false", "--num_actors", "2", "--problems_in_flight", "64",
+           "--ray_address", address, *models, "--num_actors", "2", "--problems_in_flight", "64",
            "--actor_num_cpus", "0.01",
            "--num_candidates", "2", "--max_depth", "2", "--max_step_tokens", "16", "--commit_every", "1024",
            "--progress_every_s", "60"]  # fmt: skip
@@ -324,9 +341,18 @@ def part_rss(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"rss run failed ({proc.returncode}): {(work / 'rss.log').read_text()[-3000:]}")
     cpu_s = sum(getattr(cpu1, f) - getattr(cpu0, f) for f in ("user", "system", "nice"))
+    trees = _tree_ids(out)
     return {"problems": args.rss_problems, "problems_done": summary.get("problems_done"), "replicas": n,
+            "models": args.rss_models, "lost": args.rss_problems - len(set(trees)),
+            "duplicated": len(trees) - len(set(trees)),
             "wall_s": time.monotonic() - t0, "cpu_s": cpu_s, "samples": samples,
             "peak_rss_mib": max(s["rss_mib"] for s in samples), "search": "E=2, depth 2, 16 tokens/step"}  # fmt: skip
+
+
+def _tree_ids(out: Path) -> list[str]:
+    from sphere_ray.generation.store import OutputStore
+
+    return OutputStore(str(out)).read("trees").column("problem_id").to_pylist()
 
 
 def part_target(args: argparse.Namespace) -> dict[str, Any]:
@@ -386,6 +412,8 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["target", "scaling", "autoscale", "drill", "rss"])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--routers", nargs="+", choices=["affinity", "default"], default=["affinity", "default"],
+                        help="scaling: gpu.yaml's router with affinity, and/or Serve's default router")  # fmt: skip
     parser.add_argument("--problems-per-replica", type=int, default=32)
     parser.add_argument("--in-flight-per-replica", type=int, default=16)
     parser.add_argument("--compression", type=float, default=4.0, help="sim compression at 1 replica (/N at N)")
@@ -399,6 +427,7 @@ def main() -> None:
     parser.add_argument("--drill-compression", type=float, default=1.0)
     parser.add_argument("--rss-problems", type=int, default=100_000)
     parser.add_argument("--rss-compression", type=float, default=1e4)
+    parser.add_argument("--rss-models", choices=["inprocess", "serve"], default="inprocess")
     parser.add_argument("--driver-state", help=argparse.SUPPRESS)  # internal: run the parts as the cluster's driver
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -451,7 +480,8 @@ def drive(args: argparse.Namespace, parts: list[str], results: dict[str, Any]) -
                 args.previous = results.get(part, {})
                 fn = {"scaling": part_scaling, "autoscale": part_autoscale, "rss": part_rss}.get(part)
                 result = part_drill(args, Path(tmp), cluster) if part == "drill" else fn(args, Path(tmp))
-                results[part] = {"date": time.strftime("%Y-%m-%d"), "nodes": state["nodes"], **result}
+                key = "rss_serve" if part == "rss" and args.rss_models == "serve" else part
+                results[key] = {"date": time.strftime("%Y-%m-%d"), "nodes": state["nodes"], **result}
                 RESULTS.write_text(json.dumps(results, indent=1))
     finally:
         ray.shutdown()

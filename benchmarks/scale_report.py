@@ -40,7 +40,7 @@ def _scaling(part: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     for r in part["runs"]:
         n = r["replicas"]
-        mode = "ConsistentHash, on" if r["affinity"] else "default, off"
+        mode = f"{r.get('router', 'ConsistentHash')}, on" if r["affinity"] else "default, off"
         target = f" ({TARGETS[n]})" if n in TARGETS and r["affinity"] else ""
         ratio = f"{r['hit_rate_ratio']:.3f}" if r.get("hit_rate_ratio") is not None else "-"
         lines.append(
@@ -116,19 +116,26 @@ def _drill(part: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _rss(part: dict[str, Any]) -> list[str]:
+def _rss_row(part: dict[str, Any]) -> str:
     samples = part["samples"]
     half = [s["rss_mib"] for s in samples if s["t"] >= samples[-1]["t"] / 2]
     first = [s["rss_mib"] for s in samples if s["t"] < samples[-1]["t"] / 2]
     rate = part["problems_done"] / part["wall_s"] if part.get("problems_done") else 0
+    models = "in-process sim (no Serve)" if part.get("models") == "inprocess" else f"{part['replicas']} sim replicas"
+    lost = f"{part['lost']} / {part['duplicated']}" if "lost" in part else "-"
+    return (f"| {part['date']} | {models} | {part['problems_done']} | {lost} | {part['wall_s']:.0f} | {rate:.1f} | "
+            f"{part['peak_rss_mib']:.0f} | {max(first, default=0):.0f} / {max(half, default=0):.0f} | "
+            f"{part['cpu_s'] / max(1, part['problems_done'] or 0):.4f} |")  # fmt: skip
+
+
+def _rss(results: dict[str, Any]) -> list[str]:
+    parts = [results[k] for k in ("rss", "rss_serve") if k in results]
     return ["## Driver memory over a long run", "",
-            f"{part['date']}; `python -m jobs.generate` as the driver, {part['problems']} problems "
-            f"({part['search']}), {part['replicas']} replicas each, sim at high compression.", "",
-            "| problems done | wall s | problems/s | peak driver RSS MiB | max RSS first half / second half MiB | "
-            "machine CPU s per problem |", "|---|---|---|---|---|---|",
-            f"| {part['problems_done']} | {part['wall_s']:.0f} | {rate:.1f} | {part['peak_rss_mib']:.0f} | "
-            f"{max(first, default=0):.0f} / {max(half, default=0):.0f} | "
-            f"{part['cpu_s'] / max(1, part['problems_done'] or 0):.3f} |"]  # fmt: skip
+            f"`python -m jobs.generate` as the driver (a child process, its RSS sampled every 5 s), "
+            f"{parts[0]['search']}, sim at high compression; the problems staged and streamed from Parquet.", "",
+            "| date | models | problems done | lost / duplicated | wall s | problems/s | peak driver RSS MiB | "
+            "max RSS first half / second half MiB | machine CPU s per problem |",
+            "|---|---|---|---|---|---|---|---|---|", *(_rss_row(p) for p in parts)]  # fmt: skip
 
 
 def _plot(results: dict[str, Any]) -> None:
@@ -137,12 +144,12 @@ def _plot(results: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     if "scaling" in results:
         runs = results["scaling"]["runs"]
         for affinity, style in ((True, "o-"), (False, "s--")):
             rs = [r for r in runs if r["affinity"] == affinity or r["replicas"] == 1]
-            label = "ConsistentHash + affinity" if affinity else "default router"
+            label = "AffinityRouter + affinity" if affinity else "default router"
             xs = [r["replicas"] for r in rs]
             axes[0].plot(xs, [r["efficiency"] for r in rs], style, label=f"efficiency, {label}")
             axes[0].plot(xs, [r["policy_hit_rate"] for r in rs], style, alpha=0.5, label=f"hit rate, {label}")
@@ -156,12 +163,14 @@ def _plot(results: dict[str, Any]) -> None:
                         where="post", label=app)  # fmt: skip
             ax.set(xlabel="s", ylabel="running replicas", title=f"{part}: replicas over time")
             ax.legend(fontsize=7)
-    if "rss" in results:
-        ax2 = axes[2].twinx() if "drill" in results else axes[2]
-        samples = results["rss"]["samples"]
-        ax2.plot([s["t"] for s in samples], [s["rss_mib"] for s in samples], "k:", label="driver RSS MiB (rss run)")
-        ax2.set(ylabel="driver RSS MiB")
-        ax2.legend(fontsize=7, loc="lower right")
+    for key, style in (("rss", "k-"), ("rss_serve", "k:")):
+        if key in results:
+            part = results[key]
+            axes[3].plot([s["done"] for s in part["samples"]], [s["rss_mib"] for s in part["samples"]], style,
+                         label=f"{part.get('models', 'serve')}: {part['problems']} problems")  # fmt: skip
+    axes[3].set(xlabel="problems committed", ylabel="driver RSS MiB", title="driver RSS over a long run")
+    axes[3].set_ylim(bottom=0)
+    axes[3].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(OUT / "scale.png", dpi=100)
 
@@ -179,10 +188,11 @@ def write_report(results: dict[str, Any]) -> str:
         ("scaling", _scaling),
         ("autoscale", _autoscale),
         ("drill", _drill),
-        ("rss", _rss),
     ):
         if part in results:
             lines += [*fn(results[part]), ""]
+    if "rss" in results or "rss_serve" in results:
+        lines += [*_rss(results), ""]
     if missing := [p for p in ("scaling", "autoscale", "drill", "rss") if p not in results]:
         lines += [
             f"Not measured yet: {', '.join(missing)} (`python benchmarks/scale.py --parts {' '.join(missing)}`).",

@@ -55,6 +55,7 @@ class EvalJobConfig:
     )
     serve_timeout_s: float = option(1200.0, "how long to wait for an app to be RUNNING", hashed=False)
     num_actors: int = option(1, "Ray Data eval actors")
+    progress_every_s: float = option(30.0, "seconds between progress lines", hashed=False)
     calls_in_flight: int = option(4, "batched calls one actor keeps in flight")
     bootstrap: int = option(1000, "bootstrap resamples for the 95% interval of a difference")
     resume: bool = option(
@@ -72,6 +73,8 @@ class EvalJobConfig:
             raise ValueError(f"models: names must be unique, got {[s.name for s in specs]}")
         if not self.benchmarks:
             raise ValueError("benchmarks must name at least one benchmark")
+        if self.progress_every_s <= 0:
+            raise ValueError(f"progress_every_s must be > 0, got {self.progress_every_s}")
         for name in ("samples", "max_tokens", "num_actors", "calls_in_flight", "bootstrap"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -29,6 +29,7 @@ from sphere_ray.evaluation.metrics import compare, score
 from sphere_ray.evaluation.report import bar_chart, markdown
 from sphere_ray.evaluation.worker import EvalWorker
 from sphere_ray.files import write_json, write_jsonl, write_text
+from sphere_ray.generation.progress import EvalProgress
 from sphere_ray.problems import load_problems
 
 __all__ = ["load_benchmarks", "reused_rows", "run_eval_job", "settings_key"]
@@ -136,15 +137,19 @@ def _evaluate_model(cfg: EvalJobConfig, spec: ModelSpec, problems: list[dict[str
                                "self_correction": cfg.self_correction},
     )  # fmt: skip
     rows, errors = [], []
+    progress = EvalProgress(len(problems), cfg.progress_every_s, metrics="sphere_eval")
+    progress.start_heartbeat()
+    log.info("evaluating %s on %d problems", spec.name, len(problems))
     try:
-        for i, r in enumerate(ds.iter_rows(), 1):
+        for r in ds.iter_rows():
             if r["error"]:
                 errors.append({"model": spec.name, "problem_id": r["problem_id"], "benchmark": r["benchmark"],
                                "error": r["error"]})  # fmt: skip
-            rows += json.loads(r["payload"])
-            if i % 50 == 0 or i == len(problems):
-                log.info("%s: %d/%d problems evaluated", spec.name, i, len(problems))
+            payload = json.loads(r["payload"])
+            rows += payload
+            progress.update(payload, r["error"])
     finally:
+        progress.stop()
         if cfg.start_serve:
             from ray import serve
 

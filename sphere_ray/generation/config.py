@@ -32,8 +32,9 @@ class ProblemJobOptions:
     serve_timeout_s: float = option(1200.0, "how long to wait for the Serve apps to be RUNNING")
     sim: dict[str, Any] | None = field(
         default=None,
-        metadata={"help": "run every deployed app on the simulated engine with these SimOptions, "
-                          "e.g. {compression: 100} (null: the YAML's engines)", "hashed": True},
+        metadata={"help": "run every deployed app (with models: inprocess, the actors' models) on the simulated "
+                          "engine with these SimOptions, e.g. {compression: 100} (null: the real engines)",
+                 "hashed": True},
     )  # fmt: skip
     num_actors: int = option(1, "Ray Data search actors")
     problems_in_flight: int = option(8, "problems one actor searches at once")
@@ -46,7 +47,7 @@ class ProblemJobOptions:
     affinity: bool = option(
         True,
         "send each problem's model calls with its id as Serve session id: deployments with Serve's "
-        "ConsistentHashRouter (deployments/gpu.yaml) then keep one problem's tree on one replica's prefix cache",
+        "AffinityRouter (deployments/gpu.yaml) then keep one problem's tree on one replica's prefix cache",
         hashed=False,
     )
     actor_num_cpus: float = option(0.25, "CPUs reserved per search actor (it mostly waits on the models)")
@@ -54,7 +55,9 @@ class ProblemJobOptions:
     problem_retry_delay_s: float = option(30.0, "wait before a problem's next attempt, times the attempt number")
     call_timeout_s: float = option(600.0, "timeout of one model call")
     call_retries: int = option(3, "retries of one model call on replica failure or timeout")
-    queue_part_rows: int = option(256, "problems per staged queue part (one Ray Data block when streamed)")
+    queue_part_rows: int = option(
+        64, "problems per staged queue part (one Ray Data block when streamed; results commit a part at a time)"
+    )
     stream_above: int = option(
         1024,
         "with more problems to search than this, Ray Data streams the staged queue from Parquet (driver memory "
@@ -139,8 +142,8 @@ class GenerateJobConfig(SearchOptions, ProblemJobOptions):
     models: str = option(
         "serve",
         "serve: the models are the Serve apps above (vLLM replicas); inprocess: each search actor loads "
-        "policy_model, small_policy_model and prm_model with transformers (development: no Serve, no vLLM; "
-        "start_serve is then ignored)",
+        "policy_model, small_policy_model and prm_model with transformers, or simulates them when sim is set "
+        "(development: no Serve, no vLLM; start_serve is then ignored)",
     )
     policy_model: str = option(EMBEDDED, "inprocess: the policy (model folder, hub name or the embedded default)")
     small_policy_model: str | None = option(EMBEDDED, "inprocess: the stage-3 small policy; null skips stage 3")
@@ -166,4 +169,4 @@ class GenerateJobConfig(SearchOptions, ProblemJobOptions):
         if self.models != "inprocess":
             return None
         return {"policy": self.policy_model, "small_policy": self.small_policy_model, "prm": self.prm_model,
-                "dtype": self.dtype, "device": self.device}  # fmt: skip
+                "dtype": self.dtype, "device": self.device, "sim": self.sim}  # fmt: skip

@@ -87,9 +87,12 @@ def map_queue(
     """The queue mapped through an actor pool, as a Ray Data dataset of the workers' result rows.
 
     ``workers`` = (row worker, block worker): a small queue is read into one in-memory block per problem
-    (finest load balance over actors) for the row worker; a large one is streamed from its Parquet parts,
-    one block per part, each worked by the block worker with its rows concurrently. The actor's
-    ``problems_in_flight`` bound holds either way.
+    (finest load balance over actors) for the row worker; a large one is streamed: one block per Parquet
+    queue part, holding only the part's path, which the block worker reads and works with its rows
+    concurrently. (Not ``read_parquet``: Ray 2.60 reads small files into one block whatever
+    ``override_num_blocks`` says, which put a whole queue on one actor with nothing back until its end.)
+    The driver holds the part paths, never the rows; the actor's ``problems_in_flight`` bound holds
+    either way.
     """
     import ray
 
@@ -102,7 +105,8 @@ def map_queue(
             cfg.problems_in_flight,
         )
     else:
-        ds = ray.data.read_parquet(queue.parts, filesystem=store.fs, override_num_blocks=len(queue.parts))
+        parts = [{"uri": cfg.output_dir, "part": part} for part in queue.parts]
+        ds = ray.data.from_items(parts, override_num_blocks=len(parts))
         worker, blocks = block_worker, -(-cfg.problems_in_flight // cfg.queue_part_rows) + 1
     compute = ray.data.ActorPoolStrategy(
         size=cfg.num_actors, max_tasks_in_flight_per_actor=blocks, max_concurrent_calls_per_actor=blocks

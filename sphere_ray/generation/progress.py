@@ -205,6 +205,26 @@ def clock(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+class EvalProgress(Progress):
+    """The evaluation job's line: samples graded so far and their running Pass@1."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.samples = self.right = 0
+
+    def update(self, rows: list[dict[str, Any]], error: str) -> None:
+        """Count one evaluated problem: its graded sample rows (``correct``, ``num_tokens``), or its error."""
+        with self.lock:
+            self.samples += len(rows)
+            self.right += sum(bool(r["correct"]) for r in rows)
+        self.finished(not error, sum(r["num_tokens"] for r in rows))
+
+    def detail(self) -> str:
+        """``40 samples graded, Pass@1 so far 17.5%``."""
+        rate = f"{100 * self.right / self.samples:.1f}%" if self.samples else "-"
+        return f"{self.samples} samples graded, Pass@1 so far {rate}"
+
+
 def _metrics(prefix: str, *names: tuple[str, str]) -> dict[str, Any]:
     """Ray metrics counters ``<prefix>_<name>`` (none outside Ray)."""
     try:

@@ -129,6 +129,24 @@ class Batch(dict):
         return len(self.get(layout.marker, [])) + len(self.get("rejects", []))
 
 
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """``(pyarrow filesystem, root path in it)`` of a folder: a local path or a filesystem URI."""
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, ValueError):  # a relative local path
+        return pafs.LocalFileSystem(), str(pafs.LocalFileSystem().normalize_path(_abs(uri)))
+
+
+def read_queue_part(uri: str, path: str) -> pa.Table:
+    """One staged queue part (``QUEUE_SCHEMA``) of the run folder ``uri``, from any process.
+
+    Args:
+        uri: the run's output folder (local path or filesystem URI).
+        path: the part's path in that filesystem, as :meth:`OutputStore.write_queue_part` returned it.
+    """
+    return pq.read_table(path, filesystem=filesystem(uri)[0], schema=QUEUE_SCHEMA)
+
+
 class OutputStore:
     """Reads and writes one output folder following the commit protocol above.
 
@@ -142,10 +160,7 @@ class OutputStore:
         if "rejects" not in layout.tables or "problem_id" not in layout.tables[layout.marker].names:
             raise ValueError(f"layout needs a rejects table and a problem_id in {layout.marker}: {layout}")
         self.layout = layout
-        try:
-            self.fs, self.root = pafs.FileSystem.from_uri(uri)
-        except (pa.ArrowInvalid, ValueError):  # a relative local path
-            self.fs, self.root = pafs.LocalFileSystem(), str(pafs.LocalFileSystem().normalize_path(_abs(uri)))
+        self.fs, self.root = filesystem(uri)
         self.metadata = {
             f"sphere_ray.{k}": json.dumps(v, sort_keys=True, default=str) for k, v in (metadata or {}).items()
         }

@@ -125,7 +125,7 @@ class ProblemWorker(RetryingWorker):
         inprocess: ``models: inprocess`` settings (:func:`~sphere_ray.generation.inprocess.build_inprocess_models`
             arguments): this actor loads the models itself and ``apps`` is unused.
         affinity: send each problem's calls with its id as Serve session id, so deployments routed by
-            Serve's ``ConsistentHashRouter`` keep one problem on one replica.
+            a session router (``sphere_ray.serving.router.AffinityRouter``) keep one problem on one replica.
         step_board: the job's :class:`~sphere_ray.generation.progress.StepBoard` actor: step samples and
             tokens are reported to it as they happen (the driver's live progress line), or None.
         **retrying: :class:`RetryingWorker` arguments.
@@ -208,19 +208,24 @@ def _inprocess(settings: dict[str, Any]) -> Models:
 
 
 class BatchWorkerMixin:
-    """A :class:`RetryingWorker` over a whole Ray Data block: its rows are worked concurrently.
+    """A :class:`RetryingWorker` over whole queue parts: each part's rows are worked concurrently.
 
-    Used when the job streams its queue from Parquet: a block holds one queue part, and working its rows
-    together (still at most ``problems_in_flight`` at once) avoids Ray Data's in-order row reassembly
-    holding finished problems behind a slow one. Input: a ``pyarrow.Table`` of ``QUEUE_SCHEMA`` rows;
-    output: one result row per input row (columns as :meth:`RetryingWorker.__call__` returns).
+    Used when the job streams its queue: a Ray Data block holds ``{uri, part}`` rows naming staged queue
+    parts (:meth:`~sphere_ray.generation.store.OutputStore.write_queue_part`), the actor reads each part
+    itself (:func:`~sphere_ray.generation.store.read_queue_part`), and works its problems together (still
+    at most ``problems_in_flight`` at once), so Ray Data's in-order row reassembly never holds finished
+    problems behind a slow one. Output: one result row per problem (columns as
+    :meth:`RetryingWorker.__call__` returns), as a ``pyarrow.Table``.
     """
 
     async def __call__(self, batch: Any) -> Any:
-        """Work every problem of ``batch``; return their result rows as a ``pyarrow.Table``."""
+        """Work every problem of the parts named in ``batch``; return their result rows."""
         import pyarrow as pa
 
-        rows = await asyncio.gather(*(super(BatchWorkerMixin, self).__call__(r) for r in batch.to_pylist()))
+        from sphere_ray.generation.store import read_queue_part
+
+        problems = [r for ref in batch.to_pylist() for r in read_queue_part(ref["uri"], ref["part"]).to_pylist()]
+        rows = await asyncio.gather(*(super(BatchWorkerMixin, self).__call__(r) for r in problems))
         return pa.Table.from_pylist(list(rows))
 
 

@@ -161,7 +161,8 @@ class _ServeClient:
     def for_session(self, session_id: str | None) -> Self:
         """A client whose calls carry ``session_id`` (None: no session), with its own count of retries.
 
-        A deployment routed by Serve's ``ConsistentHashRouter`` sends them all to one replica, so one
+        A deployment routed by a session router (``sphere_ray.serving.router.AffinityRouter``, or Serve's
+        ``ConsistentHashRouter``) sends them all to one replica, so one
         problem's tree hits that replica's prefix cache.
         """
         clone = copy.copy(self)

@@ -99,6 +99,7 @@ class TrainJobOptions:
         values = {f.name: getattr(self, f.name) for f in fields(self.TRL_CONFIG) if f.init}
         values.update(output_dir=output_dir, deepspeed=self.deepspeed_file() if hardware_checks else None)
         values.update(self.job_overrides(train_rows))
+        values.update(disable_tqdm=True)  # the workers log a plain progress line instead (worker.progress_callback)
         if self.eval_fraction == 0:
             values.update(eval_strategy="no")
         if not self.use_gpu:

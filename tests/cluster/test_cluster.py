@@ -103,6 +103,6 @@ def _check_placement_and_affinity(state: dict, problems: int) -> None:
     for app in ("policy", "prm"):
         sessions = [r["sessions"] for r in replicas[app]]
         assert min(sessions) > 0, (app, sessions)  # load spread over both replicas
-        # ConsistentHashRouter hands a request to the next replica when the primary's queue probe is slow
+        # The router hands a request to the next replica when the primary's queue probe is slow
         # (a loaded 2-core machine): a few problems are counted on two replicas, none is lost.
         assert problems <= sum(sessions) <= problems * 1.05, (app, sessions)

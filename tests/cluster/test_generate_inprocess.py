@@ -45,3 +45,23 @@ def test_inprocess_models_write_the_generation_outputs(ray_cluster, tmp_path, ti
         assert t["step_generations"] == sum(len(x["nodes"]) for x in json.loads(t["trees_json"]))
     again = run_generate_job(cfg)  # a rerun resumes: nothing left to search
     assert again["this_run"]["problems"] == 0 and again["problems_done"] == 2
+
+
+def test_inprocess_sim_models_stream_a_queue(ray_cluster, tmp_path):
+    """With ``sim`` set, the actors simulate the three models (no weights, no Serve): the streamed path."""
+    from sphere_ray.sim.text import sim_problems
+
+    problems = list(sim_problems(60, seed=5))
+    path = tmp_path / "sim.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    cfg = GenerateJobConfig(
+        models="inprocess", sim={"compression": 1000}, problems=str(path), output_dir=str(tmp_path / "out"),
+        policy_model="Qwen/Qwen2.5-Math-7B-Instruct", small_policy_model="Qwen/Qwen2.5-Math-1.5B-Instruct",
+        prm_model="Qwen/Qwen2.5-Math-PRM-7B", num_candidates=4, max_depth=6, max_step_tokens=32,
+        problems_in_flight=16, stream_above=0, queue_part_rows=8, actor_num_cpus=0.5,
+    )  # fmt: skip
+    summary = run_generate_job(cfg)
+    store = OutputStore(cfg.output_dir)
+    assert sorted(store.read("trees").column("problem_id").to_pylist()) == sorted(p["id"] for p in problems)
+    assert summary["problems_done"] == 60 and store.read("rejects").num_rows == 0
+    assert set(store.read("pairs").column("stage").to_pylist()) == {1, 2, 3}

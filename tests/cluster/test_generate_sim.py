@@ -32,7 +32,7 @@ def test_sim_generation_accounts_for_every_problem(sim_apps, tmp_path):
         assert len(per_replica) == 2, per_replica
         assert all(s["sessions"] > 0 for s in per_replica.values())  # load still spread over both
         # A replica whose queue probe is refused or slow hands a request to the ring's next replica
-        # (ConsistentHashRouter's num_fallback_replicas, default 2): on a loaded 2-core machine a few do.
+        # (the router's num_fallback_replicas, default 2): on a loaded 2-core machine a few do.
         total = sum(s["sessions"] for s in per_replica.values())
         assert len(problems) <= total <= len(problems) * 1.05, (app, per_replica)
 

@@ -92,3 +92,13 @@ def test_heartbeat_logs_while_no_problem_finishes(caplog):
 
 def test_clock():
     assert [clock(s) for s in (0, 37.4, 65, 3725)] == ["0s", "37s", "1m05s", "1h02m"]
+
+
+def test_eval_progress_counts_samples_and_running_pass_at_1():
+    from sphere_ray.generation.progress import EvalProgress
+
+    p = EvalProgress(total=3, every_s=3600)
+    p.update([{"correct": True, "num_tokens": 10}, {"correct": False, "num_tokens": 6}], "")
+    p.update([], "TimeoutError: no answer")
+    line = p.line(p.start + 4)
+    assert line.startswith("2/3 problems (1 failed), 2 samples graded, Pass@1 so far 50.0%, 4.0 tok/s"), line
