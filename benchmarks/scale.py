@@ -318,12 +318,14 @@ def part_rss(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
     problems = write_problems(work / "rss.jsonl", args.rss_problems, seed=11)
     out = work / "rss"
+    # serve: the 2026-12-05 run's shallow search; inprocess: deep enough that stages 1-3 fire and pairs are written
+    depth, tokens = (2, 16) if n else (4, 32)
     address = ray.get_runtime_context().gcs_address  # with none, the child's ray.init would start a new cluster
     cmd = [sys.executable, "-m", "jobs.generate", "--problems", str(problems), "--output_dir", str(out),
            "--ray_address", address, *models, "--num_actors", "2", "--problems_in_flight", "64",
            "--actor_num_cpus", "0.01",
-           "--num_candidates", "2", "--max_depth", "2", "--max_step_tokens", "16", "--commit_every", "1024",
-           "--progress_every_s", "60"]  # fmt: skip
+           "--num_candidates", "2", "--max_depth", str(depth), "--max_step_tokens", str(tokens),
+           "--commit_every", "1024", "--progress_every_s", "60"]  # fmt: skip
     samples, t0 = [], time.monotonic()
     cpu0 = psutil.cpu_times()
     with open(work / "rss.log", "w") as logf:
@@ -346,7 +348,8 @@ def part_rss(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "models": args.rss_models, "lost": args.rss_problems - len(set(trees)),
             "duplicated": len(trees) - len(set(trees)),
             "wall_s": time.monotonic() - t0, "cpu_s": cpu_s, "samples": samples,
-            "peak_rss_mib": max(s["rss_mib"] for s in samples), "search": "E=2, depth 2, 16 tokens/step"}  # fmt: skip
+            "peak_rss_mib": max(s["rss_mib"] for s in samples), "search": f"E=2, depth {depth}, {tokens} tokens/step",
+            "pairs": summary.get("pairs"), "outcomes": summary.get("outcomes")}  # fmt: skip
 
 
 def _tree_ids(out: Path) -> list[str]:

@@ -38,9 +38,15 @@ def _scaling(part: dict[str, Any]) -> list[str]:
         "mean requests per busy replica | CPU use | CPU ms per model call | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
-    for r in part["runs"]:
+    one = next(x for x in part["runs"] if x["replicas"] == 1)
+    earlier = [{**r, "efficiency": r["sim_tokens_per_s"] / (r["replicas"] * one["sim_tokens_per_s"]),
+                "hit_rate_ratio": r["policy_hit_rate"] / one["policy_hit_rate"]}
+               for r in part.get("consistent_hash_runs", []) if r["replicas"] > 1]  # fmt: skip
+    for r in sorted([*part["runs"], *earlier], key=lambda r: (r["replicas"], not r["affinity"], "date" in r)):
         n = r["replicas"]
         mode = f"{r.get('router', 'ConsistentHash')}, on" if r["affinity"] else "default, off"
+        if "date" in r:
+            mode = f"Serve's ConsistentHash, on ({r['date']})"
         target = f" ({TARGETS[n]})" if n in TARGETS and r["affinity"] else ""
         ratio = f"{r['hit_rate_ratio']:.3f}" if r.get("hit_rate_ratio") is not None else "-"
         lines.append(
@@ -52,9 +58,15 @@ def _scaling(part: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Sim tokens/s: policy tokens / the busiest policy replica's simulated busy seconds. Efficiency: that / "
-        "(N x the 1-replica value). Token imbalance: the busiest replica's tokens over the mean (consistent "
-        "hashing spreads problems, not load; 1.0 is even). Sessions under affinity: distinct problem ids summed "
-        "over the replicas (= problems when every problem stayed on one replica). CPU ms per model call: all "
+        "(N x the 1-replica value; rows dated in the router column are the run of that day with Serve's "
+        "ConsistentHashRouter, before AffinityRouter, against this 1-replica value). Token imbalance: the busiest "
+        "replica's tokens over the mean (1.0 is even): plain consistent hashing spreads 16 problems a replica "
+        "unevenly (a Poisson spread: the busiest of 32 got 1.59x), AffinityRouter places each new problem on a "
+        "replica holding the fewest live ones (bounded loads), so what is left is problems' own length "
+        "differences. The default-router rows are the 2026-12-04 runs (that router did not change). Sessions "
+        "under affinity: distinct problem ids summed over the replicas (= problems when every problem stayed on "
+        "one replica; above it, calls the router handed to a fallback replica because the session's own "
+        "replica's queue probe was refused or late on this busy 2-core machine). CPU ms per model call: all "
         "of the machine's CPU time in the run (Ray Data, Serve, the search and the sim engine) over the model "
         "calls (policy + small-policy calls, x2 for the PRM call of each expansion): an upper bound on the "
         "Serve + Ray Data overhead per request.",
@@ -95,14 +107,26 @@ def _autoscale(part: dict[str, Any]) -> list[str]:
         f"{part['ramp_up_s']:g} s; sim compression {part['compression']:g}. Job from t={part['job_start_s']} s to "
         f"t={part['job_end_s']} s.",
         "",
-        "| app | min..max | peak running | first upscale after start (s) | peak after start (s) | "
-        "back to min after the job's end (s) |",
-        "|---|---|---|---|---|---|",
+        "| app | min..max | peak running | first upscale decided after start (s) | its replicas running after (s) | "
+        "peak after start (s) | back to min after the job's end (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for app, r in part["reactions"].items():
-        lines.append(f"| {app} | {r['min']}..{r['max']} | {r['peak_running']} | {r['first_upscale_after_start_s']} | "
+        decided = _first_decision(part["samples"], app, r["min"], part["job_start_s"])
+        first_up = r["first_upscale_after_start_s"]
+        start = None if decided is None or first_up is None else round(first_up - decided, 1)
+        lines.append(f"| {app} | {r['min']}..{r['max']} | {r['peak_running']} | {decided} | {start} | "
                      f"{r['peak_after_start_s']} | {r['back_to_min_after_end_s']} |")  # fmt: skip
     return [*lines, "", "Replicas over time: `scale.png` (top right) and `scale.json` (`autoscale.samples`)."]
+
+
+def _first_decision(samples: list[dict], app: str, lo: int, start: float) -> float | None:
+    """Seconds from the job's start to the first sample with more than ``lo`` replicas wanted (any state)."""
+    for s in samples:
+        states = s["apps"].get(app, {})
+        if s["t"] >= start and states.get("RUNNING", 0) + states.get("STARTING", 0) > lo:
+            return round(s["t"] - start, 1)
+    return None
 
 
 def _drill(part: dict[str, Any]) -> list[str]:
@@ -123,7 +147,9 @@ def _rss_row(part: dict[str, Any]) -> str:
     rate = part["problems_done"] / part["wall_s"] if part.get("problems_done") else 0
     models = "in-process sim (no Serve)" if part.get("models") == "inprocess" else f"{part['replicas']} sim replicas"
     lost = f"{part['lost']} / {part['duplicated']}" if "lost" in part else "-"
-    return (f"| {part['date']} | {models} | {part['problems_done']} | {lost} | {part['wall_s']:.0f} | {rate:.1f} | "
+    pairs = part.get("pairs", "-")
+    return (f"| {part['date']} | {models} | {part['search']} | {part['problems_done']} | {pairs} | {lost} | "
+            f"{part['wall_s']:.0f} | {rate:.1f} | "
             f"{part['peak_rss_mib']:.0f} | {max(first, default=0):.0f} / {max(half, default=0):.0f} | "
             f"{part['cpu_s'] / max(1, part['problems_done'] or 0):.4f} |")  # fmt: skip
 
@@ -131,11 +157,11 @@ def _rss_row(part: dict[str, Any]) -> str:
 def _rss(results: dict[str, Any]) -> list[str]:
     parts = [results[k] for k in ("rss", "rss_serve") if k in results]
     return ["## Driver memory over a long run", "",
-            f"`python -m jobs.generate` as the driver (a child process, its RSS sampled every 5 s), "
-            f"{parts[0]['search']}, sim at high compression; the problems staged and streamed from Parquet.", "",
-            "| date | models | problems done | lost / duplicated | wall s | problems/s | peak driver RSS MiB | "
-            "max RSS first half / second half MiB | machine CPU s per problem |",
-            "|---|---|---|---|---|---|---|---|---|", *(_rss_row(p) for p in parts)]  # fmt: skip
+            "`python -m jobs.generate` as the driver (a child process, its RSS sampled every 5 s), sim at high "
+            "compression; the problems staged as Parquet queue parts and streamed to 2 search actors.", "",
+            "| date | models | search | problems done | pairs | lost / duplicated | wall s | problems/s | "
+            "peak driver RSS MiB | max RSS first half / second half MiB | machine CPU s per problem |",
+            "|---|---|---|---|---|---|---|---|---|---|---|", *(_rss_row(p) for p in parts)]  # fmt: skip
 
 
 def _plot(results: dict[str, Any]) -> None:

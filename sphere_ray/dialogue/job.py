@@ -125,13 +125,11 @@ def summarize(store: OutputStore, num_problems: int, seconds: float, progress: _
 
     problems = store.read("problems").to_pylist()
     columns = ["template_ids", "turns", "tokens", "corrected", "behaviour_counts", "judged_behaviours"]
-    kept = store.read("sft").select(columns).to_pylist()
-    rejects = store.read("rejects").select(["row", "reason", "raw", "problem_id"]).to_pylist()
+    kept = store.read("sft", columns).to_pylist()
+    rejects = store.read("rejects", ["row", "reason", "raw", "problem_id"]).to_pylist()
     dropped = _sample_rejects(rejects)
     samples = sum(p["samples"] for p in problems)
-    passed = (
-        store.read("candidates").select(["template_ids"]).to_pylist() if "candidates" in store.layout.tables else kept
-    )
+    passed = store.read("candidates", ["template_ids"]).to_pylist() if "candidates" in store.layout.tables else kept
     rows = [(k["template_ids"], []) for k in passed] + [(d.get("template_ids") or [], d["reasons"]) for d in dropped]
     failed = [r for r in rejects if r["reason"].startswith("dialogue failed")]
     return {

@@ -334,8 +334,14 @@ class OutputStore:
         tables = [pq.read_table(p, filesystem=self.fs, schema=QUEUE_SCHEMA) for p in self._parts("queue")]
         return pa.concat_tables(tables) if tables else QUEUE_SCHEMA.empty_table()
 
-    def read(self, sub: str) -> pa.Table:
-        """All committed rows of one of the layout's tables (``pairs``, ``trees`` or ``rejects``)."""
+    def read(self, sub: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """All committed rows of one of the layout's tables (``pairs``, ``trees`` or ``rejects``).
+
+        Args:
+            sub: the table.
+            columns: read only these (Parquet reads no other column: a summary of 100k trees never loads
+                their ``trees_json``); None reads all.
+        """
         if sub not in self.layout.tables:
             raise ValueError(f"read: {sub!r} is not one of {sorted(self.layout.tables)}")
         schema = self.layout.tables[sub]
@@ -344,8 +350,12 @@ class OutputStore:
             "derived.parquet",
         }
         parts = [p for p in self._parts(sub) if posixpath.basename(p) in committed]  # never a half-written commit
-        tables = [pq.read_table(p, filesystem=self.fs, schema=schema) for p in parts]
-        return pa.concat_tables(tables) if tables else schema.empty_table()
+        cols = list(columns) if columns is not None else None
+        tables = [pq.read_table(p, filesystem=self.fs, schema=schema, columns=cols) for p in parts]
+        if tables:
+            return pa.concat_tables(tables)
+        empty = schema.empty_table()
+        return empty.select(cols) if cols is not None else empty
 
 
 def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

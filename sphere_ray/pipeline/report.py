@@ -54,7 +54,7 @@ def _round_tables(record: dict[str, Any]) -> tuple[list[dict[str, Any]], list[di
     from sphere_ray.generation.store import OutputStore
 
     store = OutputStore(record["generate"])
-    pairs = store.read("pairs").select(list(PAIR_COLUMNS)).to_pylist()
+    pairs = store.read("pairs", list(PAIR_COLUMNS)).to_pylist()
     return store.read("trees").to_pylist(), pairs
 
 
