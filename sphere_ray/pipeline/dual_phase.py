@@ -147,7 +147,7 @@ def run_dual_phase(cfg: DualPhaseConfig) -> dict[str, Any]:
     from sphere_ray.evaluation.job import run_eval_job
     from sphere_ray.pipeline.dual_report import write_report
 
-    connect_ray(cfg.ray_address, log_to_driver=True)  # the training workers' progress lines reach the console
+    connect_ray(cfg.ray_address)
     start = time.monotonic()
     run: dict[str, Any] = {"stages": {}, "models": {"base": cfg.base_model}, "skipped": []}
     phase1 = _data_stage(run, "phase1", cfg.phase1_config())

@@ -27,7 +27,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     from sphere_ray.cluster import connect_ray
     from sphere_ray.pipeline.report import write_report
 
-    connect_ray(cfg.ray_address, log_to_driver=True)  # the training workers' progress lines reach the console
+    connect_ray(cfg.ray_address)
     start = time.monotonic()
     rounds, trained = run_rounds(cfg, cfg.base_model)
     log.info("[eval] base%s", " vs trained" if trained else " only (no round trained a model)")
