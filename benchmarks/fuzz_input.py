@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scale import SIM_MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["--models", "inprocess", "--policy_model", "Qwen/Qwen2.5-Math-7B-Instruct", "--small_policy_model",
-          "Qwen/Qwen2.5-Math-1.5B-Instruct", "--prm_model", "Qwen/Qwen2.5-Math-PRM-7B"]  # fmt: skip
+MODELS = ["--models", "inprocess", *SIM_MODELS]  # scale.py's simulated Qwen2.5-Math trio
 
 
 def job(problems: Path, out: Path, log: Path) -> float:
