@@ -53,6 +53,12 @@ class EvalJobConfig:
     apps: dict[str, str] = field(
         default_factory=dict, metadata={"help": "model name -> running Serve app (start_serve: false)", "hashed": False}
     )
+    swap_weights: bool = option(
+        False,
+        "start_serve false: load each model's weights into its running app before evaluating it (Serve user_config; "
+        "the engine reloads in place, no new replica; the model must have the app's architecture)",
+        hashed=False,
+    )
     serve_timeout_s: float = option(1200.0, "how long to wait for an app to be RUNNING", hashed=False)
     num_actors: int = option(1, "Ray Data eval actors")
     progress_every_s: float = option(30.0, "seconds between progress lines", hashed=False)

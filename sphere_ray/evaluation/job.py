@@ -159,16 +159,24 @@ def _evaluate_model(cfg: EvalJobConfig, spec: ModelSpec, problems: list[dict[str
 
 def _serve(cfg: EvalJobConfig, spec: ModelSpec) -> str:
     """The Serve app answering for ``spec``: deployed from the template, or the running one named in ``apps``."""
-    if not cfg.start_serve:
-        return cfg.apps[spec.name]
     from sphere_ray.models.embedded import resolve_model
-    from sphere_ray.serving.launch import deploy_config, single_app_config
 
     model = resolve_model(spec.model)
     if spec.adapter:
         from sphere_ray.training.export import merge_adapter
 
         model = str(merge_adapter(model, spec.adapter, Path(cfg.output_dir, "models", spec.name)))
+    if not cfg.start_serve:
+        if cfg.swap_weights:
+            from sphere_ray.serving.launch import swap_weights
+
+            model = str(Path(model).resolve()) if Path(model).is_dir() else model  # replicas may run elsewhere
+
+            log.info("loading %s's weights into the running %s app (%s)", spec.name, cfg.apps[spec.name], model)
+            swap_weights(cfg.apps[spec.name], model, spec.name, cfg.serve_timeout_s)
+        return cfg.apps[spec.name]
+    from sphere_ray.serving.launch import deploy_config, single_app_config
+
     app = f"eval-{spec.name}"
     config = single_app_config(cfg.serve_template, cfg.serve_app, app, {"model": model, "served_model_name": spec.name})
     log.info("deploying %s for %s (%s)", app, spec.name, model)

@@ -25,6 +25,11 @@ class PipelineConfig:
     generate: dict[str, Any] = section("GenerateJobConfig fields (output_dir and the policy model are set per round)")
     train: dict[str, Any] = section("DPOJobConfig fields (model, pairs and output_dir are set per round)")
     evaluate: dict[str, Any] = section("EvalJobConfig fields (models = base and the last round's model)")
+    reuse_policy_app: bool = option(
+        False,
+        "keep the last round's policy app up through training and evaluate the trained model on it, its weights "
+        "swapped in place (no second deploy); for CPU or spare GPUs: training must fit beside the idle replica",
+    )
     ray_address: str | None = option(None, "Ray cluster address (null: the job's cluster or a new local one)")
     log_level: str = option("INFO", "logging level", hashed=False)
 
@@ -62,17 +67,20 @@ class PipelineConfig:
         values = {**self.train, "model": policy, "pairs": pairs, "output_dir": str(self.round_dir(k) / "dpo")}
         return build_section(DPOJobConfig, "train", values)
 
-    def eval_config(self, trained: str | None, apps: dict[str, str] | None = None) -> EvalJobConfig:
+    def eval_config(
+        self, trained: str | None, apps: dict[str, str] | None = None, swap_weights: bool = False
+    ) -> EvalJobConfig:
         """The evaluation of the base model and (when there is one) the trained model.
 
-        ``apps`` (model name -> running Serve app): evaluate on those apps instead of deploying.
+        ``apps`` (model name -> running Serve app): evaluate on those apps instead of deploying;
+        ``swap_weights``: load each model's weights into its app first (the models share one app).
         """
         models = [{"name": "base", "model": self.base_model}]
         if trained:
             models.append({"name": "trained", "model": trained})
         values = {**self.evaluate, "models": models, "output_dir": str(Path(self.output_dir) / "eval")}
         if apps:
-            values.update(start_serve=False, apps=apps)
+            values.update(start_serve=False, apps=apps, swap_weights=swap_weights)
         return build_section(EvalJobConfig, "evaluate", values)
 
 

@@ -5,6 +5,10 @@ pairs; the Serve apps are then shut down (their GPUs go to training); the DPO jo
 from the current policy and merges it; the merged model is the next round's policy. A round that yields no
 pairs ends the loop (nothing to train on; said in the log and the report). Then the base model and the
 last trained model are evaluated side by side, and the report is written.
+
+``reuse_policy_app`` (CPU, or GPUs to spare): the last round's policy app is not shut down; training runs
+beside its idle replica, and the final evaluation loads the trained weights into it in place
+(:func:`~sphere_ray.serving.launch.swap_weights`) instead of deploying the trained model as a new app.
 """
 
 from __future__ import annotations
@@ -33,7 +37,12 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     log.info("[eval] base%s", " vs trained" if trained else " only (no round trained a model)")
     from sphere_ray.evaluation.job import run_eval_job
 
-    evaluation = run_eval_job(cfg.eval_config(trained))
+    final = _final_eval_config(cfg, trained)
+    evaluation = run_eval_job(final)
+    if final.swap_weights:
+        from ray import serve
+
+        serve.shutdown()  # the kept policy app: nothing uses it after the evaluation
     summary = {"rounds": rounds, "trained_model": trained, "eval": str(Path(cfg.output_dir) / "eval"),
                "wall_seconds": round(time.monotonic() - start, 1)}  # fmt: skip
     summary["report"] = str(write_report(cfg, summary, evaluation))
@@ -53,26 +62,50 @@ def run_rounds(cfg: PipelineConfig, policy: str) -> tuple[list[dict[str, Any]], 
     return rounds, policy if policy != start else None
 
 
+def _running(app: str) -> bool:
+    from ray import serve
+
+    status = serve.status().applications.get(app)
+    return status is not None and status.status == "RUNNING"
+
+
 def _evaluate_base_on(cfg: PipelineConfig, app: str) -> None:
     """Evaluate the base model on the generation's running policy app (it serves the base model in round 1).
 
     The final evaluation then reuses these rows (the eval job resumes per model), so the base model is not
     deployed a second time.
     """
-    from ray import serve
-
     from sphere_ray.evaluation.job import run_eval_job
 
-    status = serve.status().applications.get(app)
-    if status is None or status.status != "RUNNING":
+    if not _running(app):
         return  # the generation had nothing to do and deployed nothing: the final evaluation deploys the base
     log.info("[eval] base on the running %s app", app)
     run_eval_job(cfg.eval_config(None, apps={"base": app}))
 
 
-def _round(cfg: PipelineConfig, k: int, policy: str) -> dict[str, Any]:
+def _free_replicas(cfg: PipelineConfig, k: int, app: str) -> None:
+    """Shut the Serve apps down before training; ``reuse_policy_app`` keeps the last round's policy ``app``."""
     from ray import serve
 
+    if not (cfg.reuse_policy_app and k == cfg.rounds and _running(app)):
+        serve.shutdown()  # free the replicas' CPUs/GPUs for training
+        return
+    for name in list(serve.status().applications):
+        if name != app:
+            serve.delete(name)
+    log.info("[round %d] the %s app stays up: the evaluation loads the trained weights into it", k, app)
+
+
+def _final_eval_config(cfg: PipelineConfig, trained: str | None) -> Any:
+    """The final evaluation: on the kept policy app (weights swapped per model), or on apps it deploys."""
+    gen_cfg = cfg.generate_config(1, cfg.base_model)
+    app = gen_cfg.policy_app
+    if not (cfg.reuse_policy_app and gen_cfg.start_serve and _running(app)):  # only an app the pipeline deployed
+        return cfg.eval_config(trained)
+    return cfg.eval_config(trained, apps={"base": app, **({"trained": app} if trained else {})}, swap_weights=True)
+
+
+def _round(cfg: PipelineConfig, k: int, policy: str) -> dict[str, Any]:
     from sphere_ray.generation.job import run_generate_job
 
     log.info("[round %d/%d] generate with %s", k, cfg.rounds, policy)
@@ -81,7 +114,7 @@ def _round(cfg: PipelineConfig, k: int, policy: str) -> dict[str, Any]:
     if gen_cfg.start_serve:
         if policy == cfg.base_model:
             _evaluate_base_on(cfg, gen_cfg.policy_app)
-        serve.shutdown()  # free the replicas' CPUs/GPUs for training
+        _free_replicas(cfg, k, gen_cfg.policy_app)
     record: dict[str, Any] = {"round": k, "policy": policy, "generate": gen_cfg.output_dir,
                               "pairs": generated["pairs"], "trained_model": None}  # fmt: skip
     if generated["pairs"] == 0:

@@ -213,6 +213,16 @@ class VLLMEngine:
         """Running totals and the prefix-cache hit rate."""
         return self._stats.snapshot()
 
+    async def load_weights(self, path: str) -> None:
+        """Replace the weights in place with those of ``path`` (a folder of the same architecture).
+
+        vLLM's ``reload_weights`` on every worker (the engine, its KV cache and its compiled state stay),
+        then the prefix cache is dropped: cached blocks hold the old weights' keys and values. Requests in
+        flight finish on mixed weights, so callers swap between workloads.
+        """
+        await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
+        await self.engine.reset_prefix_cache()
+
     def shutdown(self) -> None:
         """Stop the engine's background process."""
         self.engine.shutdown()
@@ -279,7 +289,7 @@ class HFEngine:
 
         self.model_name = model_name
         self.model, self.tokenizer = load_causal_lm(model, dtype, device)
-        self.device = device
+        self.device, self.dtype = device, dtype
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._stats = EngineStats()
@@ -297,6 +307,14 @@ class HFEngine:
     def stats(self) -> dict[str, float]:
         """Running totals (no prefix cache: the hit rate stays 0)."""
         return self._stats.snapshot()
+
+    async def load_weights(self, path: str) -> None:
+        """Serve the model in ``path`` from now on (loaded beside, swapped in between two ``generate`` calls)."""
+        from sphere_ray.models.hf import load_causal_lm
+
+        model, _ = await asyncio.to_thread(load_causal_lm, path, self.dtype, self.device)
+        with self._lock:
+            self.model = model
 
     def _generate(self, request: GenerateRequest) -> GenerateResponse:
         per_batch = max(1, self.batch_size // request.n)

@@ -17,7 +17,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["app_state_line", "deploy", "deploy_config", "load_serve_config", "replica_stats", "single_app_config"]
+__all__ = [
+    "app_state_line",
+    "deploy",
+    "deploy_config",
+    "load_serve_config",
+    "replica_stats",
+    "single_app_config",
+    "swap_weights",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +127,59 @@ def deploy_config(config: Mapping[str, Any], timeout_s: float = 900.0, keep_runn
     client.deploy_apps(schema)
     _wait_running(names, timeout_s)
     return {name: serve.get_app_handle(name) for name in names}
+
+
+def swap_weights(app: str, weights: str | None, served_model_name: str | None, timeout_s: float = 900.0) -> None:
+    """Make the running generation app ``app`` serve ``weights`` (null: its own ``model``) in place.
+
+    The app is deployed again with its running config and only its ``GenerationServer``'s ``user_config``
+    changed (:class:`~sphere_ray.serving.apps.WeightsConfig`), so Serve reconfigures the replicas it has
+    instead of starting new ones, and replicas started later load the same weights. Returns when every
+    running replica reports ``served_model_name``.
+
+    Raises:
+        ValueError: ``app`` is not running.
+        RuntimeError, TimeoutError: a replica could not load the weights (the message says why), or too slow.
+    """
+    from ray.serve._private.api import serve_start
+    from ray.serve.schema import ServeDeploySchema, ServeInstanceDetails
+
+    from sphere_ray.serving.apps import WeightsConfig
+
+    client = serve_start()
+    details = ServeInstanceDetails(**client.get_serve_details())
+    apps = [a.deployed_app_config for a in details.applications.values() if a.deployed_app_config is not None]
+    if app not in {a.name for a in apps}:
+        raise ValueError(f"swap_weights: no running Serve app named {app!r}")
+    user_config = WeightsConfig(weights=weights, served_model_name=served_model_name).model_dump()
+    apps = [_with_user_config(a, user_config) if a.name == app else a for a in apps]
+    schema = ServeDeploySchema(applications=apps, http_options=details.http_options,
+                               proxy_location=details.proxy_location)  # fmt: skip
+    client.deploy_apps(schema)
+    _wait_running([app], timeout_s)
+    name = served_model_name or weights
+    if name is not None:
+        _wait_serving(app, name, timeout_s)
+
+
+def _with_user_config(app: Any, user_config: dict[str, Any]) -> Any:
+    """``app`` (a ``ServeApplicationSchema``) with ``user_config`` on its ``GenerationServer`` deployment."""
+    data = app.model_dump(exclude_unset=True)
+    deployments = data.setdefault("deployments", [])
+    entry = next((d for d in deployments if d.get("name") == "GenerationServer"), None)
+    if entry is None:
+        deployments.append(entry := {"name": "GenerationServer"})
+    entry["user_config"] = user_config
+    return type(app).model_validate(data)
+
+
+def _wait_serving(app: str, name: str, timeout_s: float) -> None:
+    """Wait until every running replica of ``app`` reports ``name`` as its model."""
+    start = time.monotonic()
+    while (models := {s.get("model") for s in replica_stats(app).values()}) != {name}:
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"{app}: replicas serve {sorted(map(str, models))} after {timeout_s:.0f}s, not {name!r}")
+        time.sleep(1)
 
 
 def _running_apps(client: Any) -> list[Any]:

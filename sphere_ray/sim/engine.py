@@ -187,6 +187,10 @@ class SimEngine:
         cached = await self.scheduler.run(prompt, [s.num_tokens for s in samples])
         return samples, count_tokens(prompt), cached
 
+    async def load_weights(self, path: str) -> None:
+        """A weight swap as vLLM does it: the simulated engine has no weights, but its prefix cache is emptied."""
+        self.scheduler.cache = PrefixCache(self.scheduler.cache.capacity, self.scheduler.cache.block_size)
+
     def stats(self) -> dict[str, float]:
         """Running totals, the prefix-cache hit rate, and simulated seconds and tokens/s."""
         out = self._stats.snapshot()

@@ -52,6 +52,9 @@ class TrainJobOptions:
     num_workers: int = option(1, "Ray Train workers (one per GPU on a GPU cluster)")
     use_gpu: bool = option(False, "one GPU per worker")
     cpus_per_worker: float = option(1.0, "CPUs reserved per worker")
+    threads_per_worker: int | None = option(
+        None, "torch (OpenMP) threads of a worker (null: Ray's choice, the whole CPUs in cpus_per_worker)", hashed=False
+    )
     zero_stage: int = option(0, "DeepSpeed ZeRO stage: 0 (off, plain DDP), 2 or 3; uses deepspeed_config")
     deepspeed_config: str | None = option(
         None, "DeepSpeed JSON (null: sphere_ray/training/deepspeed/zero{stage}.json); 'auto' values filled by HF"
@@ -143,6 +146,8 @@ class TrainJobOptions:
             raise ValueError(f"zero_stage must be 0, 2 or 3, got {self.zero_stage}")
         if self.deepspeed_config and not self.zero_stage:
             raise ValueError("deepspeed_config is set but zero_stage is 0: set zero_stage to 2 or 3")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise ValueError(f"threads_per_worker must be >= 1 or null, got {self.threads_per_worker}")
         if self.cpus_per_worker <= 0 or self.max_failures < 0 or self.checkpoints_to_keep < 1:
             raise ValueError("cpus_per_worker must be > 0, max_failures >= 0 and checkpoints_to_keep >= 1")
         if not self.output_dir:

@@ -31,7 +31,7 @@ from sphere_ray.training.config import DPOJobConfig, SFTJobConfig, TrainJobOptio
 from sphere_ray.training.data import load_pair_splits
 from sphere_ray.training.export import export_adapter, merge_adapter
 
-__all__ = ["WORKER_ENV", "run_dpo_job", "run_sft_job", "run_train_job", "trainer_log_history"]
+__all__ = ["WORKER_ENV", "run_dpo_job", "run_sft_job", "run_train_job", "trainer_log_history", "worker_env"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,11 @@ def run_train_job(cfg: TrainJobOptions, load: Callable[[Any], Any]) -> dict[str,
     return summary
 
 
+def worker_env(threads: int | None) -> dict[str, str]:
+    """:data:`WORKER_ENV`, plus ``OMP_NUM_THREADS`` when the job sets the workers' thread count."""
+    return {**WORKER_ENV, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+
+
 def _fit(cfg: TrainJobOptions, splits: Any) -> Any:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -118,7 +123,7 @@ def _fit(cfg: TrainJobOptions, splits: Any) -> Any:
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=cfg.run_name, storage_path=storage, failure_config=FailureConfig(max_failures=cfg.max_failures),
-            worker_runtime_env={"env_vars": WORKER_ENV},
+            worker_runtime_env={"env_vars": worker_env(cfg.threads_per_worker)},
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.checkpoints_to_keep, checkpoint_score_attribute="eval_loss" if has_eval else None,
                 checkpoint_score_order="min",

@@ -165,3 +165,40 @@ def test_openai_completions_and_chat_over_http(serve_apps):
     status, out = http("POST", "/policy/v1/chat/completions",
                        {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 5})  # fmt: skip
     assert status == 200 and out["choices"][0]["message"]["role"] == "assistant"
+
+
+def _perturbed_copy(src, dst):
+    """``src``'s tiny model with every weight moved by noise: same architecture, different answers."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(src)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * (p.std() + 0.05))
+    model.save_pretrained(dst)
+    AutoTokenizer.from_pretrained(src).save_pretrained(dst)
+    return str(dst)
+
+
+@pytest.mark.parametrize("app", ["small_policy", "tiny_hf"])  # vLLM and transformers engines
+def test_weights_swap_in_place_and_back(serve_apps, tiny_policy_path, tmp_path, app):
+    from sphere_ray.serving.launch import replica_stats, swap_weights
+
+    handle = serve_apps[app]
+    request = GenerateRequest(prompts=["1 + 1 = 2. 2 + 2 ="], n=1, max_tokens=12, temperature=0.0)
+    before = handle.generate.remote(request).result(timeout_s=300)
+    replicas, name = set(replica_stats(app)), before.model
+    other = _perturbed_copy(tiny_policy_path, tmp_path / "perturbed")
+    try:
+        swap_weights(app, other, "perturbed", timeout_s=300)
+        swapped = handle.generate.remote(request).result(timeout_s=300)
+        assert swapped.model == "perturbed" and swapped.outputs != before.outputs
+        assert set(replica_stats(app)) == replicas  # reconfigured in place: no replica was replaced
+    finally:
+        swap_weights(app, None, name, timeout_s=300)  # back to the app's own model
+    again = handle.generate.remote(request).result(timeout_s=300)
+    assert again.model == name and again.outputs == before.outputs
+    with pytest.raises(ValueError, match="no running Serve app"):
+        swap_weights("no_such_app", other, "x")
