@@ -60,6 +60,7 @@ def serve_apps(ray_cluster, tiny_policy_path, tiny_prm_path):
         "prm_qwen_hf": {"model": tiny_prm_path},
         "prm_judge": {"model": tiny_policy_path},
         "prm_judge_vllm": {"model": tiny_policy_path},
+        "prm_judge_hf_app": {"model": tiny_policy_path},
     }
     # next to the apps already running (the sim apps, when a test asked for them first)
     return deploy_config(load_serve_config(paths, overrides), timeout_s=1200, keep_running=True)

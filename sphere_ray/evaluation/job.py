@@ -131,8 +131,9 @@ def _evaluate_model(cfg: EvalJobConfig, spec: ModelSpec, problems: list[dict[str
         size=cfg.num_actors, max_tasks_in_flight_per_actor=cfg.calls_in_flight,
         max_concurrent_calls_per_actor=cfg.calls_in_flight,
     )  # fmt: skip
+    # a dead actor is restarted and its rows retried (Ray Data's defaults), as in the generation job
     ds = ray.data.from_items(problems, override_num_blocks=min(len(problems), 256)).map(
-        EvalWorker, compute=compute, num_cpus=0.25, max_task_retries=2,
+        EvalWorker, compute=compute, num_cpus=0.25,
         fn_constructor_kwargs={"app": app, "model": spec.name, "sampling": sampling,
                                "self_correction": cfg.self_correction},
     )  # fmt: skip

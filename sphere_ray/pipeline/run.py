@@ -42,7 +42,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     if final.swap_weights:
         from ray import serve
 
-        serve.shutdown()  # the kept policy app: nothing uses it after the evaluation
+        serve.delete(final.apps["base"])  # the kept policy app: nothing uses it after the evaluation
     summary = {"rounds": rounds, "trained_model": trained, "eval": str(Path(cfg.output_dir) / "eval"),
                "wall_seconds": round(time.monotonic() - start, 1)}  # fmt: skip
     summary["report"] = str(write_report(cfg, summary, evaluation))

@@ -219,6 +219,21 @@ class GenerationServer:
             self._tokens.inc(tokens, tags={"model": self.name})
         return response
 
+    async def verdicts(self, prompts: list[str], yes: list[int], no: list[int]) -> list[float]:
+        """P(yes) / (P(yes) + P(no)) of each prompt's next token: this model as the judge PRM (``engine: app``).
+
+        Raises:
+            ValueError: the backend cannot judge (the simulated engine), or the token ids are empty.
+        """
+        check_generate(prompts, 1, 1)
+        if not yes or not no:
+            raise ValueError("verdicts need at least one yes and one no token id")
+        if not hasattr(self.engine, "verdicts"):
+            raise ValueError(f"backend {self.backend} cannot judge: use the judge PRM's own engine")
+        self.sessions.add_current()
+        with self.meter.track():
+            return await self.engine.verdicts(list(prompts), list(yes), list(no))
+
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Serve's ``user_config`` hook (:class:`WeightsConfig`): serve other weights without a new replica.
 

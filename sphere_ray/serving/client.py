@@ -218,6 +218,10 @@ class ServePolicy(_ServeClient):
         """One batched generate call through the deployment (with retries)."""
         return await self._call(lambda: self.handle.generate.remote(request), "generate")
 
+    async def verdicts(self, prompts: list[str], yes: list[int], no: list[int]) -> list[float]:
+        """The app's P(yes) / (P(yes) + P(no)) of each prompt's next token (``GenerationServer.verdicts``)."""
+        return await self._call(lambda: self.handle.verdicts.remote(prompts, yes, no), "verdicts")
+
     async def sample_steps(self, requests: Sequence[StepRequest]) -> list[list[StepSample]]:
         """Batched next-step samples through the deployment."""
         return await _sample_via(self.generate, requests)

@@ -137,7 +137,8 @@ class VLLMEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        kwargs = {"enable_prefix_caching": True, **(engine_kwargs or {})}
+        # processed log-probabilities (after the allowed_token_ids mask) make `verdicts` exact; sampling is unchanged
+        kwargs = {"enable_prefix_caching": True, "logprobs_mode": "processed_logprobs", **(engine_kwargs or {})}
         self.model_name = model_name
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=model, **kwargs))
         self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=kwargs.get("trust_remote_code", False))
@@ -212,6 +213,38 @@ class VLLMEngine:
     def stats(self) -> dict[str, float]:
         """Running totals and the prefix-cache hit rate."""
         return self._stats.snapshot()
+
+    async def verdicts(self, prompts: list[str], yes: list[int], no: list[int]) -> list[float]:
+        """P(yes) / (P(yes) + P(no)) of each prompt's next token (the judge PRM's score), all prompts at once.
+
+        One generated token restricted to the verdict tokens; with ``logprobs_mode: processed_logprobs``
+        (the default here) its log-probabilities are after that mask, so they are normalised over them.
+
+        Raises:
+            ValueError: the engine was started with another ``logprobs_mode``.
+        """
+        mode = self.engine.vllm_config.model_config.logprobs_mode
+        if mode != "processed_logprobs":
+            raise ValueError(f"verdicts need engine_kwargs.logprobs_mode processed_logprobs, not {mode!r}")
+        allowed = sorted({*yes, *no})
+        return list(await asyncio.gather(*(self._verdict(p, allowed, set(yes)) for p in prompts)))
+
+    async def _verdict(self, prompt: str, allowed: list[int], yes: set[int]) -> float:
+        import math
+
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            max_tokens=1, temperature=1.0, allowed_token_ids=allowed, logprobs=len(allowed),
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )  # fmt: skip
+        final = None
+        async for out in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+            final = out
+        probs = {t: math.exp(lp.logprob) for t, lp in final.outputs[0].logprobs[0].items()}
+        total = sum(probs.values())
+        return sum(p for t, p in probs.items() if t in yes) / total if total > 0 else 0.5
 
     async def load_weights(self, path: str) -> None:
         """Replace the weights in place with those of ``path`` (a folder of the same architecture).
@@ -307,6 +340,24 @@ class HFEngine:
     def stats(self) -> dict[str, float]:
         """Running totals (no prefix cache: the hit rate stays 0)."""
         return self._stats.snapshot()
+
+    async def verdicts(self, prompts: list[str], yes: list[int], no: list[int]) -> list[float]:
+        """P(yes) / (P(yes) + P(no)) of each prompt's next token: one padded forward pass per ``batch_size``."""
+        return await asyncio.to_thread(self._verdicts, prompts, yes, no)
+
+    def _verdicts(self, prompts: list[str], yes: list[int], no: list[int]) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        with self._lock:
+            for i in range(0, len(prompts), self.batch_size):
+                enc = self.tokenizer(prompts[i : i + self.batch_size], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.device)  # fmt: skip
+                with torch.inference_mode():
+                    probs = torch.softmax(self.model(**enc).logits[:, -1, :].float(), dim=-1)
+                p_yes, p_no = probs[:, yes].sum(-1), probs[:, no].sum(-1)
+                out += (p_yes / (p_yes + p_no).clamp_min(1e-12)).tolist()
+        return out
 
     async def load_weights(self, path: str) -> None:
         """Serve the model in ``path`` from now on (loaded beside, swapped in between two ``generate`` calls)."""

@@ -193,30 +193,46 @@ class JudgePRM:
     """LLM-as-judge: the chat model's probability that the last step is correct (Yes vs No).
 
     Args:
-        model: model folder or hub name (resolved).
+        model: model folder or hub name (resolved); with ``engine: app``, only its tokenizer is loaded.
         name: name reported in responses.
         engine: ``vllm`` (one-token generation restricted to the verdict tokens, their renormalised
-            log-probabilities) or ``transformers`` (one batched forward pass).
+            log-probabilities), ``transformers`` (one batched forward pass), or ``app``: the running
+            generation app ``app`` judges with its own engine (``GenerationServer.verdicts``), so one
+            engine serves both the policy and the judge (CPU: one vLLM engine fewer to start and feed).
         engine_kwargs: extra ``AsyncEngineArgs`` fields (vLLM).
         dtype / device / batch_size: for the transformers engine.
+        app: the generation app of ``engine: app`` (it must serve ``model``'s tokenizer).
     """
 
     def __init__(
         self, model: str, name: str = "", *, engine: str = "transformers", engine_kwargs: dict[str, Any] | None = None,
-        dtype: str = "float32", device: str = "cpu", batch_size: int = 16,
+        dtype: str = "float32", device: str = "cpu", batch_size: int = 16, app: str | None = None,
     ) -> None:  # fmt: skip
         from transformers import AutoTokenizer
 
         self.name = name or f"judge:{model}"
         self.tokenizer = AutoTokenizer.from_pretrained(model)
-        yes = self._first_tokens(["Yes", " Yes", "yes"])
-        no = self._first_tokens(["No", " No", "no"])
+        self.yes = self._first_tokens(["Yes", " Yes", "yes"])
+        self.no = self._first_tokens(["No", " No", "no"])
+        self._judge = self._verdicts_of(model, engine, engine_kwargs, dtype, device, batch_size, app)
+
+    def _verdicts_of(
+        self, model: str, engine: str, engine_kwargs: dict[str, Any] | None, dtype: str, device: str,
+        batch_size: int, app: str | None,
+    ) -> Callable[[list[str], list[int], list[int]], Awaitable[list[float]]]:  # fmt: skip
+        from sphere_ray.serving.engines import HFEngine, VLLMEngine
+
         if engine == "vllm":
-            self._judge: Callable[[list[str]], Awaitable[list[float]]] = _VLLMJudge(model, yes, no, engine_kwargs).judge
-        elif engine == "transformers":
-            self._judge = _HFJudge(model, yes, no, dtype, device, batch_size).judge
-        else:
-            raise ValueError(f"engine must be 'vllm' or 'transformers', got {engine!r}")
+            return VLLMEngine(model, self.name, engine_kwargs).verdicts
+        if engine == "transformers":
+            return HFEngine(model, self.name, dtype, device, batch_size).verdicts
+        if engine == "app":
+            if not app:
+                raise ValueError("judge PRM: engine app needs options.app, the generation app that judges")
+            from sphere_ray.serving.client import ServePolicy
+
+            return ServePolicy(app).verdicts  # looked up on first use: the app may still be starting
+        raise ValueError(f"engine must be 'vllm', 'transformers' or 'app', got {engine!r}")
 
     def _first_tokens(self, words: list[str]) -> list[int]:
         return sorted({self.tokenizer.encode(w, add_special_tokens=False)[0] for w in words})
@@ -230,79 +246,11 @@ class JudgePRM:
                 message = JUDGE_TEMPLATE.format(question=item.question, steps=steps)
                 prompts.append(render_chat(self.tokenizer, [{"role": "user", "content": message}]))
                 owners.append(i)
-        flat = await self._judge(prompts)
+        flat = await self._judge(prompts, self.yes, self.no)
         scores: list[list[float]] = [[] for _ in request.items]
         for owner, s in zip(owners, flat, strict=True):
             scores[owner].append(s)
         return ScoreResponse(scores=scores, model=self.name)
-
-
-class _VLLMJudge:
-    """P(Yes) / (P(Yes) + P(No)) from one generated token restricted to the verdict tokens.
-
-    The engine runs with ``logprobs_mode="processed_logprobs"``, so the returned log-probabilities are
-    after the ``allowed_token_ids`` mask: they are already normalised over the verdict tokens.
-    """
-
-    def __init__(self, model: str, yes: list[int], no: list[int], engine_kwargs: dict[str, Any] | None) -> None:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        kwargs = {"enable_prefix_caching": True, **(engine_kwargs or {}), "logprobs_mode": "processed_logprobs"}
-        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=model, **kwargs))
-        self.yes, self.allowed = set(yes), sorted({*yes, *no})
-
-    async def judge(self, prompts: list[str]) -> list[float]:
-        return list(await asyncio.gather(*(self._one(p) for p in prompts)))
-
-    async def _one(self, prompt: str) -> float:
-        import math
-
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        params = SamplingParams(
-            max_tokens=1, temperature=1.0, allowed_token_ids=self.allowed, logprobs=len(self.allowed),
-            output_kind=RequestOutputKind.FINAL_ONLY,
-        )  # fmt: skip
-        final = None
-        async for out in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
-            final = out
-        top = final.outputs[0].logprobs[0]
-        probs = {t: math.exp(lp.logprob) for t, lp in top.items()}
-        total = sum(probs.values())
-        return sum(p for t, p in probs.items() if t in self.yes) / total if total > 0 else 0.5
-
-
-class _HFJudge:
-    """transformers fallback of the judge: the last position's logits of one padded forward pass."""
-
-    def __init__(self, model: str, yes: list[int], no: list[int], dtype: str, device: str, batch_size: int) -> None:
-        from sphere_ray.models.hf import load_causal_lm
-
-        self.model, self.tokenizer = load_causal_lm(model, dtype, device)
-        self.yes, self.no, self.device, self.batch_size = yes, no, device, batch_size
-        self._lock = threading.Lock()
-
-    async def judge(self, prompts: list[str]) -> list[float]:
-        return await asyncio.to_thread(self._judge_all, prompts)
-
-    def _judge_all(self, prompts: list[str]) -> list[float]:
-        with self._lock:
-            return [
-                s
-                for i in range(0, len(prompts), self.batch_size)
-                for s in self._judge(prompts[i : i + self.batch_size])
-            ]
-
-    def _judge(self, prompts: list[str]) -> list[float]:
-        import torch
-
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        with torch.inference_mode():
-            probs = torch.softmax(self.model(**enc).logits[:, -1, :].float(), dim=-1)
-        yes, no = probs[:, self.yes].sum(-1), probs[:, self.no].sum(-1)
-        return (yes / (yes + no).clamp_min(1e-12)).tolist()
 
 
 Generate = Callable[[GenerateRequest], Awaitable[GenerateResponse]]

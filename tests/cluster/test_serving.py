@@ -96,6 +96,9 @@ def test_judge_and_monte_carlo_prms(serve_apps):
     assert [len(s) for s in judge_vllm] == [2, 1]
     for va, vb in zip(judge_vllm, judge, strict=True):
         assert va == pytest.approx(vb, abs=1e-3)
+    judge_hf_app = run(ServePRM("prm_judge_hf_app").score_steps(items))  # on tiny_hf's engine: the same forward
+    for va, vb in zip(judge_hf_app, judge, strict=True):
+        assert va == pytest.approx(vb, abs=1e-5)
     mc = run(ServePRM("prm_mc").score_steps(items))
     # the first prefix already states the right answer: every rollout from it reaches it
     assert mc[0][1] == 1.0 and all(x in (0.0, 1 / 3, 2 / 3, 1.0) for s in mc for x in s)
