@@ -160,6 +160,8 @@ def _evaluate_model(cfg: EvalJobConfig, spec: ModelSpec, problems: list[dict[str
 
 def _serve(cfg: EvalJobConfig, spec: ModelSpec) -> str:
     """The Serve app answering for ``spec``: deployed from the template, or the running one named in ``apps``."""
+    if not cfg.start_serve and not cfg.swap_weights:
+        return cfg.apps[spec.name]
     from sphere_ray.models.embedded import resolve_model
 
     model = resolve_model(spec.model)
@@ -168,13 +170,11 @@ def _serve(cfg: EvalJobConfig, spec: ModelSpec) -> str:
 
         model = str(merge_adapter(model, spec.adapter, Path(cfg.output_dir, "models", spec.name)))
     if not cfg.start_serve:
-        if cfg.swap_weights:
-            from sphere_ray.serving.launch import swap_weights
+        from sphere_ray.serving.launch import swap_weights
 
-            model = str(Path(model).resolve()) if Path(model).is_dir() else model  # replicas may run elsewhere
-
-            log.info("loading %s's weights into the running %s app (%s)", spec.name, cfg.apps[spec.name], model)
-            swap_weights(cfg.apps[spec.name], model, spec.name, cfg.serve_timeout_s)
+        model = str(Path(model).resolve()) if Path(model).is_dir() else model  # replicas may run elsewhere
+        log.info("loading %s's weights into the running %s app (%s)", spec.name, cfg.apps[spec.name], model)
+        swap_weights(cfg.apps[spec.name], model, spec.name, cfg.serve_timeout_s)
         return cfg.apps[spec.name]
     from sphere_ray.serving.launch import deploy_config, single_app_config
 

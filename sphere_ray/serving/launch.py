@@ -116,13 +116,14 @@ def deploy_config(config: Mapping[str, Any], timeout_s: float = 900.0, keep_runn
     """
     from ray import serve
     from ray.serve._private.api import serve_start
-    from ray.serve.schema import ServeDeploySchema
+    from ray.serve.schema import ServeDeploySchema, ServeInstanceDetails
 
     schema = ServeDeploySchema.model_validate(dict(config))
     client = serve_start(http_options=schema.http_options.model_dump(), proxy_location=schema.proxy_location)
     names = [app.name for app in schema.applications]
     if keep_running:
-        others = [a for a in _running_apps(client) if a.name not in names]
+        details = ServeInstanceDetails(**client.get_serve_details())
+        others = [a for a in _running_apps(details) if a.name not in names]
         schema = schema.model_copy(update={"applications": [*others, *schema.applications]})
     client.deploy_apps(schema)
     _wait_running(names, timeout_s)
@@ -148,7 +149,7 @@ def swap_weights(app: str, weights: str | None, served_model_name: str | None, t
 
     client = serve_start()
     details = ServeInstanceDetails(**client.get_serve_details())
-    apps = [a.deployed_app_config for a in details.applications.values() if a.deployed_app_config is not None]
+    apps = _running_apps(details)
     if app not in {a.name for a in apps}:
         raise ValueError(f"swap_weights: no running Serve app named {app!r}")
     user_config = WeightsConfig(weights=weights, served_model_name=served_model_name).model_dump()
@@ -182,11 +183,8 @@ def _wait_serving(app: str, name: str, timeout_s: float) -> None:
         time.sleep(1)
 
 
-def _running_apps(client: Any) -> list[Any]:
-    """The running apps' configs as they were deployed (``ServeApplicationSchema``)."""
-    from ray.serve.schema import ServeInstanceDetails
-
-    details = ServeInstanceDetails(**client.get_serve_details())
+def _running_apps(details: Any) -> list[Any]:
+    """The running apps' configs as they were deployed (``ServeApplicationSchema``), from ``ServeInstanceDetails``."""
     return [a.deployed_app_config for a in details.applications.values() if a.deployed_app_config is not None]
 
 

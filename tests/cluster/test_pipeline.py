@@ -125,25 +125,14 @@ def test_base_is_evaluated_on_the_running_policy_app(monkeypatch, tmp_path):
 
     from ray import serve
 
-    import sphere_ray.evaluation.job as eval_job
-    import sphere_ray.generation.job as gen_job
-    import sphere_ray.pipeline.report as report
-    import sphere_ray.training.job as train_job
     from sphere_ray.pipeline.run import run_pipeline
 
     calls = []
-    monkeypatch.setattr(gen_job, "run_generate_job", lambda cfg: calls.append("generate") or {"pairs": 2})
-    monkeypatch.setattr(train_job, "run_dpo_job", lambda cfg: calls.append("train") or
-                        {"outputs": {"merged": f"{cfg.output_dir}/merged"}, "best_eval_loss": 0.5})  # fmt: skip
-    monkeypatch.setattr(eval_job, "run_eval_job", lambda cfg: calls.append(
-        ("eval", [m["name"] for m in cfg.models], cfg.start_serve, cfg.apps)) or {})  # fmt: skip
-    monkeypatch.setattr(report, "write_report", lambda cfg, run, ev: tmp_path / "report.md")
+    _fake_stages(monkeypatch, tmp_path, calls, lambda cfg: ("eval", [m["name"] for m in cfg.models], cfg.start_serve,
+                                                             cfg.apps))  # fmt: skip
     running = SimpleNamespace(applications={"policy": SimpleNamespace(status="RUNNING")})
     monkeypatch.setattr(serve, "status", lambda: running)
     monkeypatch.setattr(serve, "shutdown", lambda: calls.append("shutdown"))
-    import ray
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: True)
     run_pipeline(PipelineConfig(output_dir=str(tmp_path), base_model="base-m"))
     assert calls == ["generate", ("eval", ["base"], False, {"base": "policy"}), "shutdown", "train",
                      ("eval", ["base", "trained"], True, {})]  # fmt: skip
@@ -157,27 +146,33 @@ def test_reuse_policy_app_keeps_it_and_swaps_weights_for_the_evaluation(monkeypa
 
     from ray import serve
 
-    import sphere_ray.evaluation.job as eval_job
-    import sphere_ray.generation.job as gen_job
-    import sphere_ray.pipeline.report as report
-    import sphere_ray.training.job as train_job
     from sphere_ray.pipeline.run import run_pipeline
 
     calls = []
-    monkeypatch.setattr(gen_job, "run_generate_job", lambda cfg: calls.append("generate") or {"pairs": 2})
-    monkeypatch.setattr(train_job, "run_dpo_job", lambda cfg: calls.append("train") or
-                        {"outputs": {"merged": f"{cfg.output_dir}/merged"}, "best_eval_loss": 0.5})  # fmt: skip
-    monkeypatch.setattr(eval_job, "run_eval_job", lambda cfg: calls.append(
-        ("eval", [m["name"] for m in cfg.models], cfg.apps, cfg.swap_weights)) or {})  # fmt: skip
-    monkeypatch.setattr(report, "write_report", lambda cfg, run, ev: tmp_path / "report.md")
+    _fake_stages(monkeypatch, tmp_path, calls, lambda cfg: ("eval", [m["name"] for m in cfg.models], cfg.apps,
+                                                             cfg.swap_weights))  # fmt: skip
     apps = {"policy": SimpleNamespace(status="RUNNING"), "prm": SimpleNamespace(status="RUNNING")}
     monkeypatch.setattr(serve, "status", lambda: SimpleNamespace(applications=apps))
     monkeypatch.setattr(serve, "delete", lambda name: calls.append(("delete", name)) or apps.pop(name))
     monkeypatch.setattr(serve, "shutdown", lambda: calls.append("shutdown"))
-    import ray
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: True)
     run_pipeline(PipelineConfig(output_dir=str(tmp_path), base_model="base-m", reuse_policy_app=True))
     assert calls == ["generate", ("eval", ["base"], {"base": "policy"}, False), ("delete", "prm"), "train",
                      ("eval", ["base", "trained"], {"base": "policy", "trained": "policy"}, True),
                      ("delete", "policy")]  # fmt: skip
+
+
+def _fake_stages(monkeypatch, tmp_path, calls, eval_record):
+    """Fake generate (2 pairs), DPO, evaluation (``eval_record(cfg)`` appended) and report: pure orchestration."""
+    import ray
+
+    import sphere_ray.evaluation.job as eval_job
+    import sphere_ray.generation.job as gen_job
+    import sphere_ray.pipeline.report as report
+    import sphere_ray.training.job as train_job
+
+    monkeypatch.setattr(gen_job, "run_generate_job", lambda cfg: calls.append("generate") or {"pairs": 2})
+    monkeypatch.setattr(train_job, "run_dpo_job", lambda cfg: calls.append("train") or
+                        {"outputs": {"merged": f"{cfg.output_dir}/merged"}, "best_eval_loss": 0.5})  # fmt: skip
+    monkeypatch.setattr(eval_job, "run_eval_job", lambda cfg: calls.append(eval_record(cfg)) or {})
+    monkeypatch.setattr(report, "write_report", lambda cfg, run, ev: tmp_path / "report.md")
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
