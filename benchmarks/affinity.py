@@ -91,9 +91,10 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=4)
     parser.add_argument("--compression", type=float, default=1000.0)
     args = parser.parse_args()
-    import ray
 
-    ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    from sphere_ray.cluster import connect_ray
+
+    connect_ray(num_cpus=8, quiet=True)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [run(max(args.problems // args.replicas, 8), 1, True, args.compression, Path(tmp)),
                 run(args.problems, args.replicas, True, args.compression, Path(tmp)),

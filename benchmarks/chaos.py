@@ -251,11 +251,11 @@ def main() -> None:
         return
     import ray
 
-    from sphere_ray.cluster import FakeClusterConfig
+    from sphere_ray.cluster import FakeClusterConfig, connect_ray
     from sphere_ray.files import write_json
 
     state = json.loads(Path(args.driver_state).read_text())
-    ray.init(address=state["address"], logging_level="WARNING", log_to_driver=False)
+    connect_ray(state["address"], quiet=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             result = drill(args, Path(tmp), FakeClusterConfig(**state["config"]))

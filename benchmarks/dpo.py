@@ -125,9 +125,10 @@ def run_plain(args, pairs: Path, same_settings: bool) -> dict:
 def job(args, pairs: Path, out: Path) -> dict:
     import ray
 
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.training.job import run_dpo_job
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    connect_ray(num_cpus=os.cpu_count(), quiet=True)
     try:
         start = time.perf_counter()
         summary = run_dpo_job(job_config(args, pairs, out))

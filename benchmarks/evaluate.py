@@ -31,12 +31,13 @@ def main() -> None:
     os.chdir(ROOT)
     import ray
 
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.evaluation.config import EvalJobConfig
     from sphere_ray.evaluation.job import run_eval_job
     from sphere_ray.evaluation.report import markdown
 
     out = tempfile.mkdtemp(prefix="sphere-eval-")
-    ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    connect_ray(num_cpus=8, quiet=True)
     try:
         cfg = EvalJobConfig(benchmarks=["gsm8k_test"], limit=args.limit, max_tokens=args.max_tokens,
                             calls_in_flight=32, output_dir=out)  # fmt: skip

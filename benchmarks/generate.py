@@ -53,11 +53,12 @@ def run_job(args, out_dir: str) -> tuple[dict, float]:
     import ray
     from ray import serve
 
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.generation.config import GenerateJobConfig
     from sphere_ray.generation.job import run_generate_job
     from sphere_ray.serving.launch import deploy_config, load_serve_config
 
-    ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    connect_ray(num_cpus=8, quiet=True)
     try:
         config = load_serve_config([ROOT / "deployments" / f for f in ("policy.yaml", "small_policy.yaml", "prm.yaml")])
         deploy_config(pin_engines(config, CORES[args.cores], args.kv_gib))

@@ -472,11 +472,11 @@ def drive(args: argparse.Namespace, parts: list[str], results: dict[str, Any]) -
     """(The driver process) connect to the running fake cluster and run ``parts``, saving after each."""
     import ray
 
-    from sphere_ray.cluster import FakeClusterConfig
+    from sphere_ray.cluster import FakeClusterConfig, connect_ray
 
     state = json.loads(Path(args.driver_state).read_text())
     cluster = FakeClusterConfig(**state["config"])
-    ray.init(address=state["address"], logging_level="WARNING", log_to_driver=False)
+    connect_ray(state["address"], quiet=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for part in parts:

@@ -71,9 +71,10 @@ def through_serve(backend: str, model: str, max_tokens: int, reps: int) -> dict[
     import ray
     from ray import serve
 
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.serving.launch import deploy
 
-    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    connect_ray(num_cpus=4, quiet=True)
     try:
         overrides = {"policy": {"model": model, "backend": backend, "engine_kwargs": ENGINE_KWARGS}}
         handle = deploy([ROOT / "deployments" / "policy.yaml"], overrides)["policy"]

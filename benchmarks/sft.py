@@ -112,9 +112,10 @@ def run_plain(args, data: Path, same_settings: bool) -> dict:
 def job(args, data: Path, out: Path) -> dict:
     import ray
 
+    from sphere_ray.cluster import connect_ray
     from sphere_ray.training.job import run_sft_job
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    connect_ray(num_cpus=os.cpu_count(), quiet=True)
     try:
         start = time.perf_counter()
         summary = run_sft_job(job_config(args, data, out))

@@ -102,7 +102,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--save-steps", type=int, default=10)
     args = parser.parse_args()
-    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    from sphere_ray.cluster import connect_ray
+
+    connect_ray(num_cpus=4, quiet=True)
     gcs = ray.get_runtime_context().gcs_address
     job = [sys.executable, "-m", "jobs.train_sft"]
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "save_steps": args.save_steps}

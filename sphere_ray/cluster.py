@@ -43,8 +43,10 @@ MAX_TEMP_DIR = 48
 """Ray puts sockets at ``<temp_dir>/session_<date>_<pid>/sockets/...``; Unix socket paths are capped at 107 bytes."""
 
 
-def connect_ray(address: str | None = None, log_to_driver: bool = False) -> None:
-    """The one way a job joins Ray: ``address`` (or the job's cluster, or a new local one) unless connected.
+def connect_ray(
+    address: str | None = None, log_to_driver: bool = False, *, num_cpus: int | None = None, quiet: bool = False
+) -> None:
+    """The one way a process joins Ray: ``address`` (or the job's cluster, or a new local one) unless connected.
 
     Ray Data's console output is quieted for a person watching the job's own progress line: its progress
     bars are off, and its INFO lines (execution plans, operator status) go to its log file
@@ -53,11 +55,23 @@ def connect_ray(address: str | None = None, log_to_driver: bool = False) -> None
     Args:
         address: a GCS address, ``auto``, or None.
         log_to_driver: stream the workers' and actors' output to this console.
+        num_cpus: the logical CPUs of a new local cluster (tests and benchmarks declare more than the cores, so
+            that their actors fit); not allowed with ``address``.
+        quiet: Ray's own INFO lines off, and no dashboard for a new local cluster (tests, benchmarks and
+            helper processes).
     """
     import ray
 
     if not ray.is_initialized():
-        ray.init(**({"address": address} if address else {}), log_to_driver=log_to_driver)
+        if address and num_cpus is not None:
+            raise ValueError("connect_ray: num_cpus is for a new local cluster, not with address")
+        options: dict[str, Any] = {"log_to_driver": log_to_driver}
+        options.update({"address": address} if address else {})
+        options.update({"num_cpus": num_cpus} if num_cpus is not None else {})
+        options.update(
+            {"logging_level": "WARNING", **({} if address else {"include_dashboard": False})} if quiet else {}
+        )
+        ray.init(**options)
     _quiet_ray_data()
 
 
@@ -286,7 +300,7 @@ def _join_and_serve(address: str, nodes: int, serve_port: int, timeout_s: float)
     import ray
     from ray import serve
 
-    ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    connect_ray(address, quiet=True)
     deadline = time.monotonic() + timeout_s
     while len(alive := [n for n in ray.nodes() if n["Alive"]]) < nodes:
         if time.monotonic() > deadline:
@@ -363,12 +377,11 @@ def _free_port() -> int:
 
 def _replicas(address: str) -> dict[str, list[dict[str, Any]]]:
     """(Child process) every Serve app's replicas: ``[{replica, node_id, sessions, ...stats}]``."""
-    import ray
     from ray import serve
 
     from sphere_ray.serving.launch import replica_stats
 
-    ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    connect_ray(address, quiet=True)
     try:
         apps = serve.status().applications
     except Exception:  # Serve not started (yet)

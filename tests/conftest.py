@@ -32,7 +32,9 @@ def tiny_prm_path(tmp_path_factory):
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=8, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    from sphere_ray.cluster import connect_ray
+
+    connect_ray(num_cpus=8, quiet=True)
     yield ray
     from ray import serve
 

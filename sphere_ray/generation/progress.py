@@ -8,6 +8,9 @@
   ``progress 3/8 problems (0 failed), 41 steps sampled, 5 pairs, stages {...}, 38.2 tok/s, 1m02s elapsed, ETA 1m43s``
   every ``every_s`` seconds from a background thread (so the line moves while problems are still being
   searched) and when a problem finishes after a quiet ``every_s``. It also feeds Ray metrics.
+* :class:`LineBoard` (a Ray actor) and :class:`LineRelay` (driver): progress lines that workers on any node
+  write (the training workers' step lines) are logged by the driver as they arrive, whether or not the
+  workers' own output reaches this console, with a heartbeat while none arrive.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["CountingPolicy", "Progress", "SearchProgress", "StepBoard", "Tally", "clock"]
+__all__ = ["CountingPolicy", "LineBoard", "LineRelay", "Progress", "SearchProgress", "StepBoard", "Tally", "clock"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,84 @@ class StepBoard:
     def totals(self) -> tuple[int, int]:
         """``(steps, tokens)`` so far."""
         return self.steps, self.tokens
+
+
+class LineBoard:
+    """Progress lines posted by workers, not yet logged by the driver (run as a Ray actor with no CPU)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        """Post one line."""
+        self.lines.append(line)
+
+    def take(self) -> list[str]:
+        """The lines posted since the last call, oldest first."""
+        lines, self.lines = self.lines, []
+        return lines
+
+
+class LineRelay:
+    """The driver's side of a :class:`LineBoard`: a thread logs its lines, and a heartbeat while none arrive.
+
+    Used as a context manager around the blocking call the workers run in; on exit the last lines are logged.
+
+    Args:
+        board: the :class:`LineBoard` actor handle.
+        label: what the heartbeat names (``DPO``).
+        every_s: seconds without a line before a heartbeat line.
+        poll_s: seconds between reads of the board.
+    """
+
+    def __init__(self, board: Any, label: str, every_s: float = 30.0, poll_s: float = 2.0) -> None:
+        self.board, self.label, self.every_s, self.poll_s = board, label, every_s, poll_s
+        self.start = self.last_line = self.last_beat = time.monotonic()
+        self.lines = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sphere-line-relay", daemon=True)
+
+    def __enter__(self) -> LineRelay:
+        self.start = self.last_line = self.last_beat = time.monotonic()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=self.poll_s + 15)
+        self.relay()
+
+    def relay(self) -> None:
+        """Log the board's new lines; a heartbeat if nothing was logged for ``every_s``."""
+        lines = self.take()
+        now = time.monotonic()
+        for line in lines:
+            log.info("%s", line)
+        if lines:
+            self.lines, self.last_line = self.lines + len(lines), now
+        elif now - max(self.last_line, self.last_beat) >= self.every_s and not self.stopped.is_set():
+            self.last_beat = now
+            log.info("%s: %s elapsed, %s", self.label, clock(now - self.start), self.waiting(now))
+
+    def take(self) -> list[str]:
+        """The board's new lines (none when it cannot be read: progress never fails the job)."""
+        import ray
+
+        try:
+            return ray.get(self.board.take.remote(), timeout=10)
+        except Exception as e:
+            log.debug("progress lines unreadable: %s", e)
+            return []
+
+    def waiting(self, now: float) -> str:
+        """What the heartbeat says the job is waiting for."""
+        if not self.lines:
+            return "workers starting (Ray Train start-up, model and data loading)"
+        return f"last progress line {clock(now - self.last_line)} ago"
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.poll_s):
+            self.relay()
 
 
 class Tally:

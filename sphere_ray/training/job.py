@@ -111,15 +111,17 @@ def _fit(cfg: TrainJobOptions, splits: Any) -> Any:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from sphere_ray.generation.progress import LineBoard, LineRelay
     from sphere_ray.training.worker import train_loop_per_worker
 
     has_eval = splits.eval is not None
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     storage = cfg.storage_path or str(Path(cfg.output_dir, "ray").resolve())
     data = {"train": ray.put(splits.train), "eval": ray.put(splits.eval) if has_eval else None}
+    board = ray.remote(num_cpus=0)(LineBoard).remote()  # the workers' progress lines; dies with this driver
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg, **data},
+        train_loop_config={"cfg": cfg, **data, "progress": board},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=cfg.run_name, storage_path=storage, failure_config=FailureConfig(max_failures=cfg.max_failures),
@@ -130,7 +132,8 @@ def _fit(cfg: TrainJobOptions, splits: Any) -> Any:
             ),
         ),
     )  # fmt: skip
-    return trainer.fit()
+    with LineRelay(board, cfg.METHOD):  # logged here, whether or not the workers' output reaches this console
+        return trainer.fit()
 
 
 def _best_checkpoint(result: Any, has_eval: bool) -> tuple[Any, dict[str, Any]]:

@@ -32,7 +32,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     Args:
         config: ``cfg`` (a :class:`~sphere_ray.training.config.TrainJobOptions` job config), ``train`` and
-            ``eval`` (object refs of pyarrow tables in the trainer's TRL format; ``eval`` may be None).
+            ``eval`` (object refs of pyarrow tables in the trainer's TRL format; ``eval`` may be None), and
+            optionally ``progress`` (a :class:`~sphere_ray.generation.progress.LineBoard` actor for the
+            progress lines).
     """
     import ray
     import ray.train
@@ -42,14 +44,21 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     local_dir = tempfile.mkdtemp(prefix=f"sphere-{cfg.run_name}-")
     try:
         resume, step = _restore(ray.train.get_checkpoint(), local_dir)
-        trainer = build_trainer(cfg, train, held_out, local_dir, resumed_from_step=step)
+        trainer = build_trainer(
+            cfg, train, held_out, local_dir, resumed_from_step=step, progress=config.get("progress")
+        )
         trainer.train(resume_from_checkpoint=resume)
     finally:
         shutil.rmtree(local_dir, ignore_errors=True)
 
 
-def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_from_step: int = 0) -> Any:
-    """The job's TRL trainer over the tables, LoRA from ``cfg``, reporting to Ray Train."""
+def build_trainer(
+    cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_from_step: int = 0, progress: Any = None
+) -> Any:
+    """The job's TRL trainer over the tables, LoRA from ``cfg``, reporting to Ray Train.
+
+    ``progress``: where the progress lines go (:func:`progress_callback`).
+    """
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -85,7 +94,7 @@ def build_trainer(cfg: Any, train: Any, held_out: Any, output_dir: str, resumed_
     trainer = trainer_class(
         model=model, args=args, processing_class=tokenizer, peft_config=lora, **extra,
         train_dataset=Dataset(train), eval_dataset=Dataset(held_out) if held_out is not None else None,
-        callbacks=[callback, progress_callback(cfg.METHOD)],
+        callbacks=[callback, progress_callback(cfg.METHOD, progress)],
     )  # fmt: skip
     return prepare_trainer(trainer)
 
@@ -203,11 +212,17 @@ def _report_callback(base: type, resumed_from_step: int) -> Any:
     return ReportCallback()
 
 
-def progress_callback(method: str) -> Any:
-    """A transformers callback that logs one plain progress line per logging step on the main process.
+def progress_callback(method: str, board: Any = None) -> Any:
+    """A transformers callback that writes one plain progress line per logging step on the main process.
 
     ``DPO progress step 6/12 (epoch 1.00), loss 0.6931, eval_loss 0.6902, 41s elapsed, ETA 41s``; the
     trainer's tqdm bar is off (``disable_tqdm``), so logs read the same in a terminal and in CI.
+
+    Args:
+        method: the line's first word.
+        board: a :class:`~sphere_ray.generation.progress.LineBoard` actor handle: the lines are posted there
+            (the job's driver logs them, :class:`~sphere_ray.generation.progress.LineRelay`); None: logged
+            here, on the ``sphere_ray.training.progress`` logger.
     """
     import time
 
@@ -218,7 +233,7 @@ def progress_callback(method: str) -> Any:
     shown = ("loss", "eval_loss", "rewards/accuracies", "rewards/margins", "learning_rate")
     line_log = logging.getLogger("sphere_ray.training.progress")
     line_log.setLevel(logging.INFO)
-    if not line_log.handlers:  # a Ray Train worker's root logger has no handler: lines go to stderr
+    if board is None and not line_log.handlers:  # a Ray Train worker's root logger has no handler: to stderr
         line_log.addHandler(logging.StreamHandler())
         line_log.propagate = False
 
@@ -233,8 +248,15 @@ def progress_callback(method: str) -> Any:
             left = state.max_steps - state.global_step
             eta = "done" if left <= 0 else f"ETA {clock(elapsed / done * left)}" if done else "ETA ?"
             values = ", ".join(f"{k} {logs[k]:.4g}" for k in shown if isinstance(logs.get(k), int | float))
-            line_log.info("%s progress step %d/%d (epoch %.2f), %s, %s elapsed, %s", method, state.global_step,
-                          state.max_steps, state.epoch or 0.0, values or "-", clock(elapsed), eta)  # fmt: skip
+            line = (f"{method} progress step {state.global_step}/{state.max_steps} (epoch {state.epoch or 0.0:.2f}), "
+                    f"{values or '-'}, {clock(elapsed)} elapsed, {eta}")  # fmt: skip
+            if board is None:
+                line_log.info("%s", line)
+                return
+            try:
+                board.add.remote(line)
+            except Exception as e:  # best effort: progress never fails training
+                log.debug("progress line not posted: %s", e)
 
     return LineProgress()
 

@@ -6,6 +6,7 @@ and DeepSpeed ZeRO-2 / ZeRO-3 across two CPU workers.
 """
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -40,13 +41,34 @@ def pairs_path(tmp_path_factory) -> Path:
     return write_pair_rows([*good_rows(6, 4), *bad], tmp_path_factory.mktemp("pairs") / "pairs" / "part-0.parquet")
 
 
+class Lines(logging.Handler):
+    """Records the messages of one logger."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+RELAYED = Lines()  # the driver's progress lines during the `trained` job
+
+
 @pytest.fixture(scope="module")
 def trained(ray_cluster, tiny_policy_path, pairs_path, tmp_path_factory):
     # the model as a path relative to this directory (as a pipeline round's merged model is): Ray Train runs
     # its workers elsewhere, so the job must pass them the absolute path
     relative = os.path.relpath(tiny_policy_path)
     cfg = DPOJobConfig(**_args(relative, pairs_path, tmp_path_factory.mktemp("dpo")))
-    return cfg, run_dpo_job(cfg)
+    logger = logging.getLogger("sphere_ray.generation.progress")
+    level, logger.level = logger.level, logging.INFO
+    logger.addHandler(RELAYED)
+    try:
+        return cfg, run_dpo_job(cfg)
+    finally:
+        logger.removeHandler(RELAYED)
+        logger.setLevel(level)
 
 
 def _checkpoints(cfg) -> list[Path]:
@@ -67,6 +89,15 @@ def test_trains_logs_metrics_and_drops_bad_pairs(trained):
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     assert len(evals) == 2 and summary["best_eval_loss"] == min(evals)  # the kept checkpoint is the best by eval loss
     assert summary["last_metrics"]["distributed_type"] == "NO"  # a lone worker trains without a DDP wrapper
+
+
+def test_the_driver_logs_the_workers_progress_lines(trained):
+    # the session's Ray keeps the workers' output off this console (log_to_driver=False), as a pipeline's does:
+    # the step lines still reach the driver's log, one per logged step, in order
+    steps = [line for line in RELAYED.lines if line.startswith("DPO progress step")]
+    trained_steps = [line.split()[3] for line in steps if line.split(", ")[1].startswith("loss")]
+    assert trained_steps == ["1/4", "2/4", "3/4", "4/4"], steps
+    assert steps[-1].endswith("done"), steps
 
 
 def test_every_lora_parameter_changed(trained):

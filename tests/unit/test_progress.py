@@ -4,7 +4,15 @@ import asyncio
 import logging
 import time
 
-from sphere_ray.generation.progress import CountingPolicy, SearchProgress, StepBoard, Tally, clock
+from sphere_ray.generation.progress import (
+    CountingPolicy,
+    LineBoard,
+    LineRelay,
+    SearchProgress,
+    StepBoard,
+    Tally,
+    clock,
+)
 from sphere_ray.search import StepSample
 
 
@@ -102,3 +110,43 @@ def test_eval_progress_counts_samples_and_running_pass_at_1():
     p.update([], "TimeoutError: no answer")
     line = p.line(p.start + 4)
     assert line.startswith("2/3 problems (1 failed), 2 samples graded, Pass@1 so far 50.0%, 4.0 tok/s"), line
+
+
+class ScriptedRelay(LineRelay):
+    """A relay whose board is faked: each read returns the next scripted batch of lines."""
+
+    def __init__(self, batches, **kwargs) -> None:
+        super().__init__(board=None, label="DPO", **kwargs)
+        self.batches = list(batches)
+
+    def take(self):
+        return self.batches.pop(0) if self.batches else []
+
+
+def test_line_board_hands_each_line_over_once():
+    board = LineBoard()
+    board.add("a")
+    board.add("b")
+    assert board.take() == ["a", "b"] and board.take() == []
+
+
+def test_line_relay_logs_posted_lines_in_order_and_a_heartbeat_while_quiet(caplog):
+    caplog.set_level(logging.INFO, logger="sphere_ray.generation.progress")
+    relay = ScriptedRelay([[], ["DPO progress step 1/4"], ["DPO progress step 2/4", "DPO progress step 3/4"]],
+                          every_s=0.0)  # fmt: skip
+    relay.relay()  # nothing posted yet: the heartbeat says the workers are starting
+    relay.relay()
+    relay.relay()
+    relay.relay()  # quiet again: the heartbeat says how long ago the last line came
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("DPO: 0s elapsed, workers starting"), lines
+    assert lines[1:4] == ["DPO progress step 1/4", "DPO progress step 2/4", "DPO progress step 3/4"]
+    assert lines[4].startswith("DPO: ") and "last progress line 0s ago" in lines[4], lines
+
+
+def test_line_relay_logs_the_last_lines_on_exit_without_a_heartbeat(caplog):
+    caplog.set_level(logging.INFO, logger="sphere_ray.generation.progress")
+    relay = ScriptedRelay([], every_s=0.0, poll_s=3600)
+    with relay:
+        relay.batches.append(["DPO progress step 4/4, done"])
+    assert [r.getMessage() for r in caplog.records] == ["DPO progress step 4/4, done"]
