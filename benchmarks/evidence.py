@@ -11,13 +11,16 @@
 3. **Evaluation**: one eval job over every model on the held-out split (``evaluate`` section: several samples per
    problem, so Pass@1 is a mean over samples), each model against the base with a paired bootstrap 95% interval
    over problems, and each model's own Pass@1 interval.
-4. **Diagnostics**: pairs per stage and the search's outcomes per round; the fraction of chosen sides known right;
+4. **Learning-rate sweep** (``--lr-sweep``): DPO from the base on round 1's pairs at other learning rates,
+   evaluated with the rest.
+5. **Diagnostics**: pairs per stage and the search's outcomes per round; the fraction of chosen sides known right;
    the PRM score margin of chosen over rejected; DPO's final ``rewards/margins`` and ``rewards/accuracies``; the
    boxed-answer rate and Pass@1 per problem kind (curriculum ``subject``) of every model.
 
 Results: ``benchmarks/results/evidence.{md,json}`` and ``evidence.png``.
 
-    python benchmarks/evidence.py --config recipes/evidence_smollm2.yaml [--rft-lr 1e-4] [--no-controls]
+    python benchmarks/evidence.py --config recipes/evidence_smollm2.yaml [--rft-lr 1e-4] [--no-controls] \
+        [--lr-sweep 1e-6,1e-5,5e-4]
 
 Any other ``--field value`` is a pipeline override (as for ``sphere-ray run``). Rerunning resumes: each stage's
 job resumes its own output folder.
@@ -73,12 +76,31 @@ def controls(cfg: PipelineConfig, base: str, rft_recipe: Path, rft_lr: float) ->
     return out
 
 
+def lr_sweep(cfg: PipelineConfig, base: str, rates: list[float]) -> dict[str, str]:
+    """DPO from ``base`` on round 1's pairs at each learning rate (the train section's other settings as they are);
+    ``{dpo_lr<rate>: merged model folder}``. Round 1's own rate is round 1's model, not trained again."""
+    from sphere_ray.training.job import run_dpo_job
+
+    out = {}
+    for rate in rates:
+        if rate == cfg.train_config(1, base).learning_rate:
+            continue
+        folder = Path(cfg.output_dir) / "sweep" / f"lr{rate:g}"
+        job = dataclasses.replace(cfg.train_config(1, base), learning_rate=rate, output_dir=str(folder))
+        out[f"dpo_lr{rate:g}"] = run_dpo_job(job)["outputs"]["merged"]
+    return out
+
+
 def evaluate(cfg: PipelineConfig, models: dict[str, str]) -> dict[str, Any]:
-    """One eval job over ``models`` (name -> model), the first being the base (the pipeline's eval settings)."""
+    """One eval job over ``models`` (name -> model), the first being the base (the pipeline's eval settings).
+
+    The models share one architecture, so one app is deployed and each model's weights are loaded into it in
+    turn (``swap_weights``) instead of a vLLM app deployed per model.
+    """
     from sphere_ray.evaluation.job import run_eval_job
 
     specs = [{"name": n, "model": m} for n, m in models.items()]
-    return run_eval_job(dataclasses.replace(cfg.eval_config(None), models=specs))
+    return run_eval_job(dataclasses.replace(cfg.eval_config(None), models=specs, swap_weights=True))
 
 
 def round_diagnostics(record: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +174,15 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {k} | `{r['policy']}` | {r['pairs']} | {r['pairs_by_stage_level']} | {r['outcomes']} | "
                      f"{r['chosen_known_right']} | {r['score_margin_mean']} | {dpo.get('rewards/margins')} | "
                      f"{dpo.get('rewards/accuracies')} |")  # fmt: skip
+    if result.get("sweep_dpo"):
+        lines += ["\n## DPO learning-rate sweep (round 1's pairs, from the base)\n",
+                  "| model | learning rate | Pass@1 | vs base | DPO rewards/margins | DPO rewards/accuracies |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, rate in sorted(result["lr_sweep"].items(), key=lambda kv: kv[1]):
+            dpo = result["rounds"][0].get("dpo", {}) if name == "round1" else result["sweep_dpo"].get(name, {})
+            cmp, m = result["vs_base"].get(name, {}), result["models"].get(name, {})
+            lines.append(f"| {name} | {rate:g} | {m.get('pass@1')} | {cmp.get('diff')} | "
+                         f"{dpo.get('rewards/margins')} | {dpo.get('rewards/accuracies')} |")  # fmt: skip
     lines += ["\n## Controls\n", "```json", json.dumps(result["controls"], indent=2), "```", "",
               f"![Pass@1 per model](evidence.png)\n\nWall time of this invocation: {result['wall_minutes']} min "
               "(a rerun resumes the stages already done).\n"]  # fmt: skip
@@ -188,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rft-recipe", type=Path, default=ROOT / "recipes" / "sft_smollm2.yaml")
     parser.add_argument("--rft-lr", type=float, default=1e-4, help="RFT's learning rate (LoRA SFT)")
     parser.add_argument("--no-controls", action="store_true", help="rounds and their evaluation only")
+    parser.add_argument("--lr-sweep", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                        help="DPO learning rates (a,b,...), each trained on round 1's pairs from the base")  # fmt: skip
     args, rest = parser.parse_known_args(argv)
     cfg = parse_config(PipelineConfig, rest)
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -200,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         {} if args.no_controls or len(models) == 1 else controls(cfg, cfg.base_model, args.rft_recipe, args.rft_lr)
     )
     models.update(trained_controls)
+    swept = lr_sweep(cfg, cfg.base_model, args.lr_sweep) if len(models) > 1 else {}
+    models.update(swept)
     summary = evaluate(cfg, models)
     eval_dir = Path(cfg.output_dir) / "eval"
     subjects = {p.id: p.subject or "other" for spec in summary["benchmarks"]
@@ -216,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         "models": {n: model_diagnostics(eval_dir, n, subjects) for n in models},
         "vs_base": {n: next(iter(c.values())) for n, c in comparison.items() if c},
         "rounds": [round_diagnostics(r) for r in rounds], "controls": control_info,
+        "lr_sweep": {"round1": cfg.train_config(1, cfg.base_model).learning_rate,
+                     **{n: float(n.removeprefix("dpo_lr")) for n in swept}},
+        "sweep_dpo": {n: dpo_diagnostics(Path(m).parent) for n, m in swept.items()},
         "wall_minutes": round((time.monotonic() - start) / 60, 1), "eval_summary": summary["scores"],
     }  # fmt: skip
     write_json(OUT / "evidence.json", result)

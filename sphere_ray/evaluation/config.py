@@ -55,8 +55,9 @@ class EvalJobConfig:
     )
     swap_weights: bool = option(
         False,
-        "start_serve false: load each model's weights into its running app before evaluating it (Serve user_config; "
-        "the engine reloads in place, no new replica; the model must have the app's architecture)",
+        "load each model's weights into the app before evaluating it (Serve user_config; the engine reloads in "
+        "place, no new replica; the models must share one architecture): start_serve false: into its running app "
+        "in `apps`; start_serve true: one app (eval-models) is deployed for the first model and reused",
         hashed=False,
     )
     serve_timeout_s: float = option(1200.0, "how long to wait for an app to be RUNNING", hashed=False)

@@ -31,10 +31,14 @@ from sphere_ray.evaluation.worker import EvalWorker
 from sphere_ray.files import write_json, write_jsonl, write_text
 from sphere_ray.generation.progress import EvalProgress
 from sphere_ray.problems import load_problems
+from sphere_ray.serving.launch import app_running
 
 __all__ = ["load_benchmarks", "reused_rows", "run_eval_job", "settings_key"]
 
 log = logging.getLogger(__name__)
+
+SHARED_APP = "eval-models"
+"""The app that ``swap_weights`` with ``start_serve`` deploys once and loads every model into."""
 
 
 def run_eval_job(cfg: EvalJobConfig) -> dict[str, Any]:
@@ -61,6 +65,10 @@ def run_eval_job(cfg: EvalJobConfig) -> dict[str, Any]:
             write_json(out / spec.name / "done.json", {"settings": key, "errors": model_errors})  # last: the marker
         rows += model_rows
         errors += model_errors
+    if cfg.start_serve and cfg.swap_weights and app_running(SHARED_APP):
+        from ray import serve
+
+        serve.delete(SHARED_APP)  # the one app every model was loaded into
     write_jsonl(out / "errors.jsonl", errors)
     summary = summarize(cfg, rows, labels, errors, time.monotonic() - start)
     write_json(out / "summary.json", summary)
@@ -151,7 +159,7 @@ def _evaluate_model(cfg: EvalJobConfig, spec: ModelSpec, problems: list[dict[str
             progress.update(payload, r["error"])
     finally:
         progress.stop()
-        if cfg.start_serve:
+        if cfg.start_serve and not cfg.swap_weights:
             from ray import serve
 
             serve.delete(app)  # free the replica for the next model
@@ -169,16 +177,17 @@ def _serve(cfg: EvalJobConfig, spec: ModelSpec) -> str:
         from sphere_ray.training.export import merge_adapter
 
         model = str(merge_adapter(model, spec.adapter, Path(cfg.output_dir, "models", spec.name)))
-    if not cfg.start_serve:
+    running = cfg.apps[spec.name] if not cfg.start_serve else SHARED_APP
+    if cfg.swap_weights and (not cfg.start_serve or app_running(SHARED_APP)):
         from sphere_ray.serving.launch import swap_weights
 
         model = str(Path(model).resolve()) if Path(model).is_dir() else model  # replicas may run elsewhere
-        log.info("loading %s's weights into the running %s app (%s)", spec.name, cfg.apps[spec.name], model)
-        swap_weights(cfg.apps[spec.name], model, spec.name, cfg.serve_timeout_s)
-        return cfg.apps[spec.name]
+        log.info("loading %s's weights into the running %s app (%s)", spec.name, running, model)
+        swap_weights(running, model, spec.name, cfg.serve_timeout_s)
+        return running
     from sphere_ray.serving.launch import deploy_config, single_app_config
 
-    app = f"eval-{spec.name}"
+    app = SHARED_APP if cfg.swap_weights else f"eval-{spec.name}"
     config = single_app_config(cfg.serve_template, cfg.serve_app, app, {"model": model, "served_model_name": spec.name})
     log.info("deploying %s for %s (%s)", app, spec.name, model)
     deploy_config(config, cfg.serve_timeout_s, keep_running=True)  # other apps (e.g. the generation job's) stay up

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sphere_ray.pipeline.config import PipelineConfig
+from sphere_ray.serving.launch import app_running
 
 __all__ = ["run_pipeline", "run_rounds"]
 
@@ -62,13 +63,6 @@ def run_rounds(cfg: PipelineConfig, policy: str) -> tuple[list[dict[str, Any]], 
     return rounds, policy if policy != start else None
 
 
-def _running(app: str) -> bool:
-    from ray import serve
-
-    status = serve.status().applications.get(app)
-    return status is not None and status.status == "RUNNING"
-
-
 def _evaluate_base_on(cfg: PipelineConfig, app: str) -> None:
     """Evaluate the base model on the generation's running policy app (it serves the base model in round 1).
 
@@ -77,7 +71,7 @@ def _evaluate_base_on(cfg: PipelineConfig, app: str) -> None:
     """
     from sphere_ray.evaluation.job import run_eval_job
 
-    if not _running(app):
+    if not app_running(app):
         return  # the generation had nothing to do and deployed nothing: the final evaluation deploys the base
     log.info("[eval] base on the running %s app", app)
     run_eval_job(cfg.eval_config(None, apps={"base": app}))
@@ -87,7 +81,7 @@ def _free_replicas(cfg: PipelineConfig, k: int, app: str) -> None:
     """Shut the Serve apps down before training; ``reuse_policy_app`` keeps the last round's policy ``app``."""
     from ray import serve
 
-    if not (cfg.reuse_policy_app and k == cfg.rounds and _running(app)):
+    if not (cfg.reuse_policy_app and k == cfg.rounds and app_running(app)):
         serve.shutdown()  # free the replicas' CPUs/GPUs for training
         return
     for name in list(serve.status().applications):
@@ -100,7 +94,7 @@ def _final_eval_config(cfg: PipelineConfig, trained: str | None) -> Any:
     """The final evaluation: on the kept policy app (weights swapped per model), or on apps it deploys."""
     gen_cfg = cfg.generate_config(1, cfg.base_model)
     app = gen_cfg.policy_app
-    if not (cfg.reuse_policy_app and gen_cfg.start_serve and _running(app)):  # only an app the pipeline deployed
+    if not (cfg.reuse_policy_app and gen_cfg.start_serve and app_running(app)):  # only an app the pipeline deployed
         return cfg.eval_config(trained)
     return cfg.eval_config(trained, apps={"base": app, **({"trained": app} if trained else {})}, swap_weights=True)
 

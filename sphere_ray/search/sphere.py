@@ -192,9 +192,11 @@ async def _stage2(
 
 
 def _reference_pair(prompt: str, wrong: Solution, problem: Problem, wrong_model: str) -> PreferencePair:
-    """The problem's reference solution (its lines as steps, answer boxed) vs a wrong solution."""
+    """The problem's reference solution (its lines as steps, the answer boxed unless it already is) vs a wrong one."""
     steps = [s.strip() for s in (problem.solution or "").splitlines() if s.strip()]
-    text = STEP_SEPARATOR.join([*steps, f"The answer is \\boxed{{{problem.answer}}}."])
+    if not any("\\boxed" in step for step in steps):
+        steps.append(f"The answer is \\boxed{{{problem.answer}}}.")
+    text = STEP_SEPARATOR.join(steps)
     return PreferencePair(
         prompt=prompt, chosen=text, rejected=wrong.text, problem_id=problem.id, stage=2, level="trajectory",
         prompt_kind="solve", depth=None, chosen_score=1.0, rejected_score=wrong.score, chosen_correct=True,

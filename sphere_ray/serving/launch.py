@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "app_running",
     "app_state_line",
     "deploy",
     "deploy_config",
@@ -181,6 +182,14 @@ def _wait_serving(app: str, name: str, timeout_s: float) -> None:
         if time.monotonic() - start > timeout_s:
             raise TimeoutError(f"{app}: replicas serve {sorted(map(str, models))} after {timeout_s:.0f}s, not {name!r}")
         time.sleep(1)
+
+
+def app_running(app: str) -> bool:
+    """Whether the Serve app ``app`` exists and is RUNNING."""
+    from ray import serve
+
+    status = serve.status().applications.get(app)
+    return status is not None and status.status == "RUNNING"
 
 
 def _running_apps(details: Any) -> list[Any]:

@@ -6,7 +6,6 @@ and DeepSpeed ZeRO-2 / ZeRO-3 across two CPU workers.
 """
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from log_lines import Lines, captured
 from pair_data import good_rows, pair_row, write_pair_rows
 
 from sphere_ray.training.config import DPOJobConfig
@@ -41,17 +41,6 @@ def pairs_path(tmp_path_factory) -> Path:
     return write_pair_rows([*good_rows(6, 4), *bad], tmp_path_factory.mktemp("pairs") / "pairs" / "part-0.parquet")
 
 
-class Lines(logging.Handler):
-    """Records the messages of one logger."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 RELAYED = Lines()  # the driver's progress lines during the `trained` job
 
 
@@ -61,14 +50,8 @@ def trained(ray_cluster, tiny_policy_path, pairs_path, tmp_path_factory):
     # its workers elsewhere, so the job must pass them the absolute path
     relative = os.path.relpath(tiny_policy_path)
     cfg = DPOJobConfig(**_args(relative, pairs_path, tmp_path_factory.mktemp("dpo")))
-    logger = logging.getLogger("sphere_ray.generation.progress")
-    level, logger.level = logger.level, logging.INFO
-    logger.addHandler(RELAYED)
-    try:
+    with captured("sphere_ray.generation.progress", RELAYED):
         return cfg, run_dpo_job(cfg)
-    finally:
-        logger.removeHandler(RELAYED)
-        logger.setLevel(level)
 
 
 def _checkpoints(cfg) -> list[Path]:

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from log_lines import captured
 
 from sphere_ray.evaluation.config import BENCHMARKS, EvalJobConfig
 from sphere_ray.evaluation.job import run_eval_job
@@ -31,13 +32,20 @@ def _read_rows(out: Path, model: str) -> list[dict]:
 
 
 def test_two_models_every_benchmark_end_to_end(serve_apps, tiny_policy_path, adapter, tmp_path):
+    # swap_weights: one app is deployed (for base), and the merged adapter's weights are loaded into it for tuned
     out = tmp_path / "eval"
     cfg = EvalJobConfig(
         models=[{"name": "base", "model": tiny_policy_path},
                 {"name": "tuned", "model": tiny_policy_path, "adapter": adapter}],
-        limit=2, samples=2, max_tokens=24, output_dir=str(out), bootstrap=200,
+        limit=2, samples=2, max_tokens=24, output_dir=str(out), bootstrap=200, swap_weights=True,
     )  # fmt: skip
-    summary = run_eval_job(cfg)
+    with captured("sphere_ray.evaluation.job") as logged:
+        summary = run_eval_job(cfg)
+    serving = [m for m in logged.lines if m.startswith(("deploying", "loading"))]
+    assert [m.split(" (")[0] for m in serving] == [
+        "deploying eval-models for base",
+        "loading tuned's weights into the running eval-models app",
+    ]
     rows = {m: _read_rows(out, m) for m in ("base", "tuned")}
     for m, model_rows in rows.items():
         assert len(model_rows) == 5 * 2 * 2  # benchmarks x problems x samples, each exactly once

@@ -164,6 +164,9 @@ def test_stage2_reference_fallback_pairs_the_reference_solution():
     assert pair.stage == 2 and pair.level == "trajectory" and pair.prompt == result.trees[0].prompt
     no_solution = run(sphere_search(P7, Models(FakePolicy(script), FakePRM(scores)), params))
     assert no_solution.outcome == "stage2_unsolved" and no_solution.pairs == []  # nothing to fall back on
+    boxed = Problem(id="p8", problem="What is 3+4?", answer="7", solution="3 + 4 = 7.\nThe answer is $\\boxed{7}$.")
+    (pair,) = run(sphere_search(boxed, Models(FakePolicy(script), FakePRM(scores)), params)).pairs
+    assert pair.chosen == "3 + 4 = 7.\n\nThe answer is $\\boxed{7}$."  # an answer already boxed is not boxed twice
 
 
 # --- Stage 3: both right -> the small policy with 2E candidates --------------------------------------
