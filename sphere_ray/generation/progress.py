@@ -113,7 +113,7 @@ class LineRelay:
     def waiting(self, now: float) -> str:
         """What the heartbeat says the job is waiting for."""
         if not self.lines:
-            return "workers starting (Ray Train start-up, model and data loading)"
+            return "waiting for the first logged step (Ray Train start-up, loading, first steps)"
         return f"last progress line {clock(now - self.last_line)} ago"
 
     def _run(self) -> None:

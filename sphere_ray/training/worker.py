@@ -230,7 +230,7 @@ def progress_callback(method: str, board: Any = None) -> Any:
 
     from sphere_ray.generation.progress import clock
 
-    shown = ("loss", "eval_loss", "rewards/accuracies", "rewards/margins", "learning_rate")
+    shown = ("loss", "eval_loss", "train_loss", "rewards/accuracies", "rewards/margins", "learning_rate")
     line_log = logging.getLogger("sphere_ray.training.progress")
     line_log.setLevel(logging.INFO)
     if board is None and not line_log.handlers:  # a Ray Train worker's root logger has no handler: to stderr

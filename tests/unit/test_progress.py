@@ -139,7 +139,7 @@ def test_line_relay_logs_posted_lines_in_order_and_a_heartbeat_while_quiet(caplo
     relay.relay()
     relay.relay()  # quiet again: the heartbeat says how long ago the last line came
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[0].startswith("DPO: 0s elapsed, workers starting"), lines
+    assert lines[0].startswith("DPO: 0s elapsed, waiting for the first logged step"), lines
     assert lines[1:4] == ["DPO progress step 1/4", "DPO progress step 2/4", "DPO progress step 3/4"]
     assert lines[4].startswith("DPO: ") and "last progress line 0s ago" in lines[4], lines
 
