@@ -144,8 +144,11 @@ def model_diagnostics(eval_dir: Path, model: str, subjects: dict[str, str]) -> d
     by_kind: dict[str, list[bool]] = collections.defaultdict(list)
     for r in rows:
         by_kind[subjects.get(r["problem_id"], "other")].append(bool(r["correct"]))
+    boxed = [r for r in rows if "\\boxed" in r["output"]]
     return {"samples": len(rows), "problems": len(acc), "pass@1": round(mean, 4), "pass@1_ci95": [low, high],
-            "boxed_rate": round(sum("\\boxed" in r["output"] for r in rows) / len(rows), 3),
+            "boxed_rate": round(len(boxed) / len(rows), 3),
+            "right_when_boxed": round(sum(bool(r["correct"]) for r in boxed) / len(boxed), 3) if boxed else None,
+            "mean_tokens": round(sum(r["num_tokens"] for r in rows) / len(rows), 1),
             "pass@1_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())}}  # fmt: skip
 
 
@@ -155,14 +158,15 @@ def markdown(result: dict[str, Any]) -> str:
         "# Evidence: SPHERE self-evolution on the easy-math curriculum (SmolLM2-135M, CPU)\n",
         result["meta"] + "\n",
         "## Held-out Pass@1\n",
-        "| model | Pass@1 | 95% interval | vs base | paired 95% interval | boxed |",
-        "|---|---|---|---|---|---|",
+        "| model | Pass@1 | 95% interval | vs base | paired 95% interval | boxed | right when boxed | mean tokens |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in result["models"].items():
         cmp = result["vs_base"].get(name)
         diff = f"{cmp['diff']:+.3f} | [{cmp['ci95'][0]:+.3f}, {cmp['ci95'][1]:+.3f}]" if cmp else "— | —"
         lines.append(f"| {name} | {m['pass@1']:.3f} | [{m['pass@1_ci95'][0]:.3f}, {m['pass@1_ci95'][1]:.3f}] | "
-                     f"{diff} | {m['boxed_rate']:.2f} |")  # fmt: skip
+                     f"{diff} | {m['boxed_rate']:.2f} | {m.get('right_when_boxed')} | "
+                     f"{m.get('mean_tokens')} |")  # fmt: skip
     kinds = sorted({k for m in result["models"].values() for k in m["pass@1_by_kind"]})
     lines += ["\n## Pass@1 by problem kind\n", "| model | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     for name, m in result["models"].items():
@@ -244,11 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         rft = json.loads((Path(trained_controls["rft"]).parent / "summary.json").read_text())
         control_info["rft"] = {"samples": rft["data"], "steps": rft["final_step"], "learning_rate": args.rft_lr}
     comparison = summary["comparison"] or {}
+    diagnostics = {n: model_diagnostics(eval_dir, n, subjects) for n in models}
+    held_out = diagnostics["base"].get("problems")
     result = {
-        "meta": f"Recipe `{' '.join(rest)}`; held-out: {summary['benchmarks']} ({cfg.evaluate.get('limit')} problems, "
+        "meta": f"Recipe `{' '.join(rest)}`; held-out: {summary['benchmarks']} ({held_out} problems, "
                 f"{cfg.evaluate.get('samples', 1)} samples each, T={cfg.evaluate.get('temperature', 0.1)}); "
                 f"{len(rounds)} round(s); {'no controls' if args.no_controls else 'controls from round 1'}.",
-        "models": {n: model_diagnostics(eval_dir, n, subjects) for n in models},
+        "models": diagnostics,
         "vs_base": {n: next(iter(c.values())) for n, c in comparison.items() if c},
         "rounds": [round_diagnostics(r) for r in rounds], "controls": control_info,
         "lr_sweep": {"round1": cfg.train_config(1, cfg.base_model).learning_rate,
