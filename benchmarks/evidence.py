@@ -81,14 +81,19 @@ def lr_sweep(cfg: PipelineConfig, base: str, rates: list[float]) -> dict[str, st
     ``{dpo_lr<rate>: merged model folder}``. Round 1's own rate is round 1's model, not trained again."""
     from sphere_ray.training.job import run_dpo_job
 
-    out = {}
+    round1, out = cfg.train_config(1, base), {}
     for rate in rates:
-        if rate == cfg.train_config(1, base).learning_rate:
+        if rate == round1.learning_rate:
             continue
         folder = Path(cfg.output_dir) / "sweep" / f"lr{rate:g}"
-        job = dataclasses.replace(cfg.train_config(1, base), learning_rate=rate, output_dir=str(folder))
-        out[f"dpo_lr{rate:g}"] = run_dpo_job(job)["outputs"]["merged"]
+        job = dataclasses.replace(round1, learning_rate=rate, output_dir=str(folder))
+        out[sweep_name(rate)] = run_dpo_job(job)["outputs"]["merged"]
     return out
+
+
+def sweep_name(rate: float) -> str:
+    """The sweep model trained at ``rate``: ``dpo_lr1e-05``."""
+    return f"dpo_lr{rate:g}"
 
 
 def evaluate(cfg: PipelineConfig, models: dict[str, str]) -> dict[str, Any]:
@@ -258,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "vs_base": {n: next(iter(c.values())) for n, c in comparison.items() if c},
         "rounds": [round_diagnostics(r) for r in rounds], "controls": control_info,
         "lr_sweep": {"round1": cfg.train_config(1, cfg.base_model).learning_rate,
-                     **{n: float(n.removeprefix("dpo_lr")) for n in swept}},
+                     **{sweep_name(r): r for r in args.lr_sweep if sweep_name(r) in swept}},
         "sweep_dpo": {n: dpo_diagnostics(Path(m).parent) for n, m in swept.items()},
         "wall_minutes": round((time.monotonic() - start) / 60, 1), "eval_summary": summary["scores"],
     }  # fmt: skip

@@ -66,11 +66,14 @@ def connect_ray(
         if address and num_cpus is not None:
             raise ValueError("connect_ray: num_cpus is for a new local cluster, not with address")
         options: dict[str, Any] = {"log_to_driver": log_to_driver}
-        options.update({"address": address} if address else {})
-        options.update({"num_cpus": num_cpus} if num_cpus is not None else {})
-        options.update(
-            {"logging_level": "WARNING", **({} if address else {"include_dashboard": False})} if quiet else {}
-        )
+        if address:
+            options["address"] = address
+        if num_cpus is not None:
+            options["num_cpus"] = num_cpus
+        if quiet:
+            options["logging_level"] = "WARNING"
+        if quiet and not address:
+            options["include_dashboard"] = False
         ray.init(**options)
     _quiet_ray_data()
 

@@ -177,14 +177,14 @@ def _serve(cfg: EvalJobConfig, spec: ModelSpec) -> str:
         from sphere_ray.training.export import merge_adapter
 
         model = str(merge_adapter(model, spec.adapter, Path(cfg.output_dir, "models", spec.name)))
-    running = cfg.apps[spec.name] if not cfg.start_serve else SHARED_APP
+    target = cfg.apps[spec.name] if not cfg.start_serve else SHARED_APP
     if cfg.swap_weights and (not cfg.start_serve or app_running(SHARED_APP)):
         from sphere_ray.serving.launch import swap_weights
 
         model = str(Path(model).resolve()) if Path(model).is_dir() else model  # replicas may run elsewhere
-        log.info("loading %s's weights into the running %s app (%s)", spec.name, running, model)
-        swap_weights(running, model, spec.name, cfg.serve_timeout_s)
-        return running
+        log.info("loading %s's weights into the running %s app (%s)", spec.name, target, model)
+        swap_weights(target, model, spec.name, cfg.serve_timeout_s)
+        return target
     from sphere_ray.serving.launch import deploy_config, single_app_config
 
     app = SHARED_APP if cfg.swap_weights else f"eval-{spec.name}"

@@ -79,7 +79,6 @@ class LineRelay:
         self.thread = threading.Thread(target=self._run, name="sphere-line-relay", daemon=True)
 
     def __enter__(self) -> LineRelay:
-        self.start = self.last_line = self.last_beat = time.monotonic()
         self.thread.start()
         return self
 
