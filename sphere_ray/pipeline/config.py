@@ -73,14 +73,16 @@ class PipelineConfig:
         """The evaluation of the base model and (when there is one) the trained model.
 
         ``apps`` (model name -> running Serve app): evaluate on those apps instead of deploying;
-        ``swap_weights``: load each model's weights into its app first (the models share one app).
+        ``swap_weights``: load each model's weights into its app first (the models share one app: the running
+        one in ``apps``, or else one app the evaluation deploys for the base model).
         """
         models = [{"name": "base", "model": self.base_model}]
         if trained:
             models.append({"name": "trained", "model": trained})
-        values = {**self.evaluate, "models": models, "output_dir": str(Path(self.output_dir) / "eval")}
+        values = {**self.evaluate, "models": models, "output_dir": str(Path(self.output_dir) / "eval"),
+                  "swap_weights": swap_weights}  # fmt: skip
         if apps:
-            values.update(start_serve=False, apps=apps, swap_weights=swap_weights)
+            values.update(start_serve=False, apps=apps)
         return build_section(EvalJobConfig, "evaluate", values)
 
 

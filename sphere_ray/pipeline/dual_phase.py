@@ -118,9 +118,16 @@ class DualPhaseConfig:
         return build_section(PipelineConfig, "sphere", {"ray_address": self.ray_address, **values})
 
     def eval_config(self, models: dict[str, str]) -> EvalJobConfig:
-        """The evaluation of ``{name: model}`` (base first)."""
+        """The evaluation of ``{name: model}`` (base first).
+
+        Every model here is the base with merged adapters (one architecture), so when the evaluation deploys
+        its own app it deploys one and loads each model's weights into it in turn (``swap_weights``), unless
+        the ``evaluate`` section says otherwise.
+        """
         values = {**self.evaluate, "models": [{"name": n, "model": m} for n, m in models.items()],
                   "output_dir": str(self.folder("eval"))}  # fmt: skip
+        if values.get("start_serve", True):
+            values.setdefault("swap_weights", True)
         return build_section(EvalJobConfig, "evaluate", values)
 
     def _data_config(self, stage: str, values: dict[str, Any], fixed: dict[str, Any], policy: str) -> SftDataJobConfig:

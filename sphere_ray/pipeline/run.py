@@ -40,7 +40,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
 
     final = _final_eval_config(cfg, trained)
     evaluation = run_eval_job(final)
-    if final.swap_weights:
+    if final.apps:
         from ray import serve
 
         serve.delete(final.apps["base"])  # the kept policy app: nothing uses it after the evaluation
@@ -91,11 +91,16 @@ def _free_replicas(cfg: PipelineConfig, k: int, app: str) -> None:
 
 
 def _final_eval_config(cfg: PipelineConfig, trained: str | None) -> Any:
-    """The final evaluation: on the kept policy app (weights swapped per model), or on apps it deploys."""
+    """The final evaluation on one app, the trained weights loaded into it after the base model's run.
+
+    That app is the kept policy app (``reuse_policy_app``), or else one the evaluation deploys: base and
+    trained share one architecture (the trained model is the base with a merged adapter), so a second
+    deploy is never needed.
+    """
     gen_cfg = cfg.generate_config(1, cfg.base_model)
     app = gen_cfg.policy_app
     if not (cfg.reuse_policy_app and gen_cfg.start_serve and app_running(app)):  # only an app the pipeline deployed
-        return cfg.eval_config(trained)
+        return cfg.eval_config(trained, swap_weights=True)
     return cfg.eval_config(trained, apps={"base": app, **({"trained": app} if trained else {})}, swap_weights=True)
 
 

@@ -15,6 +15,10 @@ Algorithm, as implemented:
    and seeds depend on a node's place in the tree, not on timing, so a search is reproducible.
 6. A step is terminal when it states a final answer (:func:`sphere_ray.grading.extract_answer`),
    when the model ended its output (end of sequence), or when it is empty.
+7. Answer forcing (``answer_prefix``, not in the paper; off by default): a branch that stops without a
+   final answer gets one more expansion whose E candidates continue the prompt, the path and the prefix
+   (e.g. ``The final answer is \\boxed{``), one line each; they are scored and picked like any other step,
+   and are terminal.
 
 Decisions where the paper is ambiguous:
 
@@ -127,31 +131,49 @@ class _Ctx:
         node = self.tree.nodes[node_id]
         return not node.terminal and node.depth + 1 < self.params.max_depth
 
-    def seed(self, parent: int | None) -> int:
+    def seed(self, parent: int | None, lead: str = "") -> int:
         """Keyed by the parent's place (its branch and depth), which does not depend on timing."""
         place = "root" if parent is None else f"{self.tree.nodes[parent].kept}{self.tree.nodes[parent].depth}"
-        key = f"{self.params.seed}:{self.problem.id}:{self.tree.kind}:{place}"
+        key = f"{self.params.seed}:{self.problem.id}:{self.tree.kind}:{place}" + (":answer" if lead else "")
         return zlib.crc32(key.encode()) & 0x7FFFFFFF
 
     async def follow(self, branch: Branch, node: int) -> int:
         """Expand ``branch`` from its kept ``node`` until it ends; return its last kept node."""
         while self.expandable(node):
             (children,) = await self.expand([node])
-            node = pick_child(self.tree, children, branch)
-            self.tree.nodes[node].kept = branch
+            node = self.keep(branch, children)
+        if self.params.answer_prefix and self.tree.nodes[node].answer is None:
+            (children,) = await self.expand([node], lead=self.params.answer_prefix)
+            node = self.keep(branch, children)
         return node
 
-    async def expand(self, parents: list[int | None]) -> list[list[int]]:
-        """Sample E children under each parent (one batched policy + PRM call); return their ids."""
-        samples = await self._sample(parents)
+    def keep(self, branch: Branch, children: list[int]) -> int:
+        node = pick_child(self.tree, children, branch)
+        self.tree.nodes[node].kept = branch
+        return node
+
+    async def expand(self, parents: list[int | None], lead: str = "") -> list[list[int]]:
+        """Sample E children under each parent (one batched policy + PRM call); return their ids.
+
+        A non-empty ``lead`` (answer forcing) is appended to each prompt and starts each child's text; each
+        child is one line (generation also stops at a newline) and is terminal.
+        """
+        samples = await self._sample(parents, lead)
+        if lead:
+            samples = [[StepSample(lead + s.text, s.num_tokens, True) for s in ss] for ss in samples]
         scores = iter(await self._score(parents, samples))
         return [[self._add_node(par, s, next(scores)) for s in ss] for par, ss in zip(parents, samples, strict=True)]
 
-    async def _sample(self, parents: list[int | None]) -> list[list[StepSample]]:
+    async def _sample(self, parents: list[int | None], lead: str) -> list[list[StepSample]]:
         p = self.params
         requests = [
             StepRequest(
-                self.tree.prefix_prompt(par), p.num_candidates, p.temperature, p.max_step_tokens, self.seed(par)
+                self.tree.prefix_prompt(par) + lead,
+                p.num_candidates,
+                p.temperature,
+                p.max_step_tokens,
+                self.seed(par, lead),
+                (STEP_SEPARATOR, "\n") if lead else (STEP_SEPARATOR,),
             )
             for par in parents
         ]

@@ -45,6 +45,9 @@ class SphereParams:
     Attributes:
         search: the pruned search's knobs (E, temperature, depth, tokens, seed) for stages 1 and 2.
         small_num_candidates: candidates per expansion for the small policy (paper: 2E); 0 means 2E.
+        small_temperature: the small policy's sampling temperature; None means the search's. Stage 3 looks for
+            wrong solutions to problems the policy solved, so a recipe that lowers the search temperature for a
+            weak policy (to get right solutions at all) can keep the paper's 0.8 here.
         solve_template: user turn for stages 1 and 3 (``{problem}``).
         correction_template: user turn for stage 2 (``{problem}``, ``{solution}``).
         reference_fallback: when self-correction fails and the problem has a reference solution, pair it
@@ -54,6 +57,7 @@ class SphereParams:
 
     search: SearchParams = field(default_factory=SearchParams)
     small_num_candidates: int = 0
+    small_temperature: float | None = None
     solve_template: str = SOLVE_TEMPLATE
     correction_template: str = CORRECTION_TEMPLATE
     reference_fallback: bool = False
@@ -61,14 +65,17 @@ class SphereParams:
     def __post_init__(self) -> None:
         if self.small_num_candidates < 0 or self.small_num_candidates == 1:
             raise ValueError(f"small_num_candidates must be 0 (=2E) or >= 2, got {self.small_num_candidates}")
+        if self.small_temperature is not None and not 0.0 <= self.small_temperature <= 5.0:
+            raise ValueError(f"small_temperature must be in [0, 5] or null, got {self.small_temperature}")
         render_template(self.solve_template, "solve_template", problem="p")
         render_template(self.correction_template, "correction_template", problem="p", solution="s")
 
     @property
     def small_search(self) -> SearchParams:
-        """Search knobs of stage 3 (the small policy): E replaced by ``small_num_candidates``."""
+        """Search knobs of stage 3 (the small policy): E and the temperature replaced by the ``small_`` fields."""
         e = self.small_num_candidates or 2 * self.search.num_candidates
-        return SearchParams(**{**asdict(self.search), "num_candidates": e})
+        t = self.search.temperature if self.small_temperature is None else self.small_temperature
+        return SearchParams(**{**asdict(self.search), "num_candidates": e, "temperature": t})
 
 
 @dataclass(frozen=True)

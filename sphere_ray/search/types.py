@@ -169,6 +169,11 @@ class SearchParams:
         max_step_tokens: token budget of one step.
         seed: base seed; each node's request seed is derived from it.
         eps: floor of p(s_{t-1}) in the reward's relative-improvement term.
+        answer_prefix: not in the paper (empty: off). When a branch stops without a final answer (cut at
+            ``max_depth``, or ended by the model without stating one), it gets one more expansion whose E
+            candidates continue this text, e.g. ``"The final answer is \\boxed{"``; each candidate is that
+            text plus its continuation (one line), and is terminal. Every solution then ends in a gradable answer
+            (answer forcing, as evaluation harnesses do), so weak models still get right/wrong routing.
     """
 
     num_candidates: int = 5
@@ -177,6 +182,7 @@ class SearchParams:
     max_step_tokens: int = 256
     seed: int = 0
     eps: float = 1e-3
+    answer_prefix: str = ""
 
     def __post_init__(self) -> None:
         if self.num_candidates < 2:

@@ -30,6 +30,8 @@ def test_committed_recipes_parse_and_build_every_stage(recipe):
     assert p1.serve_overrides[p1.policy_app]["model"] == cfg.base_model and p2.problems == p1.problems
     assert cfg.sft_config("rej", "m", "d").output_dir.endswith("/rej")
     assert cfg.rft_config(700).problem_token_budget == 700
+    evaluation = cfg.eval_config({"base": cfg.base_model, "sft": "out/sft/merged"})
+    assert evaluation.start_serve and evaluation.swap_weights  # one app deployed, each model's weights loaded in turn
 
 
 def test_the_method_is_chosen_by_flag_then_recipe_then_default(tmp_path):

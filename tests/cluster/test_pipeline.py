@@ -120,7 +120,7 @@ def test_rounds_chain_each_trained_model_into_the_next_round(monkeypatch, tmp_pa
 def test_base_is_evaluated_on_the_running_policy_app(monkeypatch, tmp_path):
     """Fake stage functions and a fake Serve status (pure orchestration): round 1 evaluates the base model on
     the generation's policy app before Serve shuts down; the final evaluation lists base and trained (the eval
-    job reuses the base rows)."""
+    job reuses the base rows) and deploys one app for both, the trained weights swapped in."""
     from types import SimpleNamespace
 
     from ray import serve
@@ -129,13 +129,14 @@ def test_base_is_evaluated_on_the_running_policy_app(monkeypatch, tmp_path):
 
     calls = []
     _fake_stages(monkeypatch, tmp_path, calls, lambda cfg: ("eval", [m["name"] for m in cfg.models], cfg.start_serve,
-                                                             cfg.apps))  # fmt: skip
+                                                             cfg.apps, cfg.swap_weights))  # fmt: skip
     running = SimpleNamespace(applications={"policy": SimpleNamespace(status="RUNNING")})
     monkeypatch.setattr(serve, "status", lambda: running)
     monkeypatch.setattr(serve, "shutdown", lambda: calls.append("shutdown"))
     run_pipeline(PipelineConfig(output_dir=str(tmp_path), base_model="base-m"))
-    assert calls == ["generate", ("eval", ["base"], False, {"base": "policy"}), "shutdown", "train",
-                     ("eval", ["base", "trained"], True, {})]  # fmt: skip
+    # the final evaluation deploys one app (start_serve) and swaps the trained weights into it
+    assert calls == ["generate", ("eval", ["base"], False, {"base": "policy"}, False), "shutdown", "train",
+                     ("eval", ["base", "trained"], True, {}, True)]  # fmt: skip
 
 
 def test_reuse_policy_app_keeps_it_and_swaps_weights_for_the_evaluation(monkeypatch, tmp_path):

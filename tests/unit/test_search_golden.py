@@ -187,6 +187,16 @@ def test_stage3_small_policy_wrong_solutions_become_rejected():
     assert all(p.level == "trajectory" and p.stage == 3 and p.chosen_model == "fake-policy" for p in result.pairs)
 
 
+def test_stage3_samples_at_small_temperature_when_set():
+    policy, small, prm = FakePolicy(STAGE3_SCRIPT), FakePolicy(SMALL_SCRIPT, name="fake-small"), FakePRM(STAGE3_SCORES)
+    params = SphereParams(SearchParams(num_candidates=2, max_depth=1, temperature=0.3), small_temperature=0.8)
+    run(sphere_search(P7, Models(policy, prm, small_policy=small), params))
+    assert [r.temperature for r in policy.requests] == [0.3] and [r.temperature for r in small.requests] == [0.8]
+    assert SphereParams(SearchParams(temperature=0.3)).small_search.temperature == 0.3  # None: the search's
+    with pytest.raises(ValueError, match="small_temperature"):
+        SphereParams(small_temperature=-1.0)
+
+
 def test_stage3_skipped_without_small_policy():
     result = run(
         sphere_search(
