@@ -34,6 +34,7 @@ import collections
 import dataclasses
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -175,12 +176,44 @@ def dpo_diagnostics(folder: Path) -> dict[str, Any]:
     }
 
 
-def model_diagnostics(eval_dir: Path, model: str, subjects: dict[str, str]) -> dict[str, Any]:
-    """Boxed-answer rate, Pass@1 with its own 95% interval, and Pass@1 per problem kind, over every sample."""
+UNDONE = re.compile(r"\d\s*[-+*×/]\s*\d")
+
+
+def unevaluated(answer: Any) -> bool:
+    """An extracted answer that leaves the arithmetic undone (``13 + 9``; ``13 + 9 = 22`` states its value).
+
+    The grader, like math-verify, counts such an answer equal to its value, so a model that restates the
+    question's sum is graded right without computing it; the strict Pass@1 counts these wrong.
+    """
+    text = str(answer or "")
+    return "=" not in text and UNDONE.search(text) is not None
+
+
+def eval_rows(eval_dir: Path, model: str, strict: bool = False) -> list[dict[str, Any]]:
+    """A model's evaluation rows; ``strict``: a right row whose answer is :func:`unevaluated` counts wrong."""
     rows = [json.loads(line) for f in sorted((eval_dir / model).glob("*.jsonl")) for line in f.open()]
+    if strict:
+        rows = [{**r, "correct": bool(r["correct"]) and not unevaluated(r["extracted"])} for r in rows]
+    return rows
+
+
+def strict_vs_base(eval_dir: Path, models: list[str]) -> dict[str, dict[str, Any]]:
+    """Each model's strict Pass@1 against the base's (paired bootstrap over problems, 95%)."""
+    base = problem_accuracy(eval_rows(eval_dir, models[0], strict=True))
+    out = {}
+    for name in models[1:]:
+        diff, low, high = bootstrap_diff(base, problem_accuracy(eval_rows(eval_dir, name, strict=True)), 2000, seed=0)
+        out[name] = {"diff": round(diff, 4), "ci95": [round(low, 4), round(high, 4)]}
+    return out
+
+
+def model_diagnostics(eval_dir: Path, model: str, subjects: dict[str, str]) -> dict[str, Any]:
+    """Boxed-answer rate, Pass@1 with its own 95% interval, its strict form, and Pass@1 per problem kind."""
+    rows = eval_rows(eval_dir, model)
     if not rows:
         return {}
     acc = problem_accuracy(rows)
+    strict = problem_accuracy(eval_rows(eval_dir, model, strict=True))
     mean, low, high = bootstrap_diff(dict.fromkeys(acc, 0.0), acc, 2000, seed=0)
     by_kind: dict[str, list[bool]] = collections.defaultdict(list)
     for r in rows:
@@ -190,6 +223,8 @@ def model_diagnostics(eval_dir: Path, model: str, subjects: dict[str, str]) -> d
             "boxed_rate": round(len(boxed) / len(rows), 3),
             "right_when_boxed": round(sum(bool(r["correct"]) for r in boxed) / len(boxed), 3) if boxed else None,
             "mean_tokens": round(sum(r["num_tokens"] for r in rows) / len(rows), 1),
+            "right_unevaluated": sum(bool(r["correct"]) and unevaluated(r["extracted"]) for r in rows),
+            "strict_pass@1": round(sum(strict.values()) / len(strict), 4),
             "pass@1_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())}}  # fmt: skip
 
 
@@ -208,6 +243,15 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {m['pass@1']:.3f} | [{m['pass@1_ci95'][0]:.3f}, {m['pass@1_ci95'][1]:.3f}] | "
                      f"{diff} | {m['boxed_rate']:.2f} | {m.get('right_when_boxed')} | "
                      f"{m.get('mean_tokens')} |")  # fmt: skip
+    if result.get("strict_vs_base"):
+        lines += ["\n## Strict Pass@1 (an answer that leaves the arithmetic undone, `13 + 9`, counts wrong)\n",
+                  "| model | right samples | right but unevaluated | strict Pass@1 | strict vs base | paired 95% "
+                  "interval |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, m in result["models"].items():
+            cmp = result["strict_vs_base"].get(name)
+            diff = f"{cmp['diff']:+.3f} | [{cmp['ci95'][0]:+.3f}, {cmp['ci95'][1]:+.3f}]" if cmp else "— | —"
+            right = round(m["pass@1"] * m["samples"])
+            lines.append(f"| {name} | {right} | {m['right_unevaluated']} | {m['strict_pass@1']:.3f} | {diff} |")
     kinds = sorted({k for m in result["models"].values() for k in m["pass@1_by_kind"]})
     lines += ["\n## Pass@1 by problem kind\n", "| model | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     for name, m in result["models"].items():
@@ -234,6 +278,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["\n## Controls\n", "```json", json.dumps(result["controls"], indent=2), "```", "",
               f"![Pass@1 per model](evidence.png)\n\nWall time of this invocation: {result['wall_minutes']} min "
               "(a rerun resumes the stages already done).\n"]  # fmt: skip
+    if result.get("reading"):  # written after the run, kept in evidence.json so --rescore keeps it
+        lines += ["## Reading\n", result["reading"]]
     return "\n".join(lines)
 
 
@@ -271,8 +317,12 @@ def main(argv: list[str] | None = None) -> int:
                         "only, and on all but its stage-3 pairs")  # fmt: skip
     parser.add_argument("--lr-sweep", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
                         help="DPO learning rates (a,b,...), each trained on round 1's pairs from the base")  # fmt: skip
+    parser.add_argument("--rescore", action="store_true", help="recompute the diagnostics of the run in "
+                        "evidence.json from its outputs (no training, no evaluation), rewrite the results")  # fmt: skip
     args, rest = parser.parse_known_args(argv)
     cfg = parse_config(PipelineConfig, rest)
+    if args.rescore:
+        return rescore(cfg)
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     start = time.monotonic()
     connect_ray(cfg.ray_address)
@@ -297,13 +347,14 @@ def main(argv: list[str] | None = None) -> int:
         control_info["rft"] = {"samples": rft["data"], "steps": rft["final_step"], "learning_rate": args.rft_lr}
     comparison = summary["comparison"] or {}
     diagnostics = {n: model_diagnostics(eval_dir, n, subjects) for n in models}
+    strict = strict_vs_base(eval_dir, list(models))
     held_out = diagnostics["base"].get("problems")
     result = {
         "meta": f"Recipe `{' '.join(rest)}`; held-out: {summary['benchmarks']} ({held_out} problems, "
                 f"{cfg.evaluate.get('samples', 1)} samples each, T={cfg.evaluate.get('temperature', 0.1)}); "
                 f"{len(rounds)} round(s); {'no controls' if args.no_controls else 'controls from round 1'}.",
         "models": diagnostics,
-        "vs_base": {n: next(iter(c.values())) for n, c in comparison.items() if c},
+        "vs_base": {n: next(iter(c.values())) for n, c in comparison.items() if c}, "strict_vs_base": strict,
         "rounds": [round_diagnostics(r) for r in rounds], "controls": control_info,
         "ablations": {n: {**(i if isinstance(i, dict) else {"note": i}),
                           **({"dpo": dpo_diagnostics(Path(ablated[n]).parent)} if n in ablated else {})}
@@ -317,6 +368,21 @@ def main(argv: list[str] | None = None) -> int:
     plot(result, OUT / "evidence.png")
     write_text(OUT / "evidence.md", markdown(result))
     print(markdown(result))
+    return 0
+
+
+def rescore(cfg: PipelineConfig) -> int:
+    """Recompute every model's diagnostics and the strict comparison from ``cfg.output_dir``'s evaluation rows."""
+    from sphere_ray.files import write_json, write_text
+
+    result = json.loads((OUT / "evidence.json").read_text())
+    eval_dir = Path(cfg.output_dir) / "eval"
+    subjects = {p.id: p.subject or "other" for spec in cfg.evaluate.get("benchmarks", [])
+                for p in load_problems(spec).problems}  # fmt: skip
+    result["models"] = {n: model_diagnostics(eval_dir, n, subjects) for n in result["models"]}
+    result["strict_vs_base"] = strict_vs_base(eval_dir, list(result["models"]))
+    write_json(OUT / "evidence.json", result)
+    write_text(OUT / "evidence.md", markdown(result))
     return 0
 
 
