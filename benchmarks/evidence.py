@@ -189,20 +189,22 @@ def unevaluated(answer: Any) -> bool:
     return "=" not in text and UNDONE.search(text) is not None
 
 
-def eval_rows(eval_dir: Path, model: str, strict: bool = False) -> list[dict[str, Any]]:
-    """A model's evaluation rows; ``strict``: a right row whose answer is :func:`unevaluated` counts wrong."""
-    rows = [json.loads(line) for f in sorted((eval_dir / model).glob("*.jsonl")) for line in f.open()]
-    if strict:
-        rows = [{**r, "correct": bool(r["correct"]) and not unevaluated(r["extracted"])} for r in rows]
-    return rows
+def eval_rows(eval_dir: Path, model: str) -> list[dict[str, Any]]:
+    """A model's evaluation rows."""
+    return [json.loads(line) for f in sorted((eval_dir / model).glob("*.jsonl")) for line in f.open()]
+
+
+def strict(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with a right row whose answer is :func:`unevaluated` counted wrong."""
+    return [{**r, "correct": bool(r["correct"]) and not unevaluated(r["extracted"])} for r in rows]
 
 
 def strict_vs_base(eval_dir: Path, models: list[str]) -> dict[str, dict[str, Any]]:
     """Each model's strict Pass@1 against the base's (paired bootstrap over problems, 95%)."""
-    base = problem_accuracy(eval_rows(eval_dir, models[0], strict=True))
+    base = problem_accuracy(strict(eval_rows(eval_dir, models[0])))
     out = {}
     for name in models[1:]:
-        diff, low, high = bootstrap_diff(base, problem_accuracy(eval_rows(eval_dir, name, strict=True)), 2000, seed=0)
+        diff, low, high = bootstrap_diff(base, problem_accuracy(strict(eval_rows(eval_dir, name))), 2000, seed=0)
         out[name] = {"diff": round(diff, 4), "ci95": [round(low, 4), round(high, 4)]}
     return out
 
@@ -213,7 +215,7 @@ def model_diagnostics(eval_dir: Path, model: str, subjects: dict[str, str]) -> d
     if not rows:
         return {}
     acc = problem_accuracy(rows)
-    strict = problem_accuracy(eval_rows(eval_dir, model, strict=True))
+    strict_acc = problem_accuracy(strict(rows))
     mean, low, high = bootstrap_diff(dict.fromkeys(acc, 0.0), acc, 2000, seed=0)
     by_kind: dict[str, list[bool]] = collections.defaultdict(list)
     for r in rows:
@@ -224,7 +226,7 @@ def model_diagnostics(eval_dir: Path, model: str, subjects: dict[str, str]) -> d
             "right_when_boxed": round(sum(bool(r["correct"]) for r in boxed) / len(boxed), 3) if boxed else None,
             "mean_tokens": round(sum(r["num_tokens"] for r in rows) / len(rows), 1),
             "right_unevaluated": sum(bool(r["correct"]) and unevaluated(r["extracted"]) for r in rows),
-            "strict_pass@1": round(sum(strict.values()) / len(strict), 4),
+            "strict_pass@1": round(sum(strict_acc.values()) / len(strict_acc), 4),
             "pass@1_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())}}  # fmt: skip
 
 
@@ -339,22 +341,21 @@ def main(argv: list[str] | None = None) -> int:
     models.update(swept)
     summary = evaluate(cfg, models)
     eval_dir = Path(cfg.output_dir) / "eval"
-    subjects = {p.id: p.subject or "other" for spec in summary["benchmarks"]
-                for p in load_problems(spec).problems}  # fmt: skip
+    subjects = problem_subjects(summary["benchmarks"])
     control_info = {n: dpo_diagnostics(Path(m).parent) for n, m in trained_controls.items() if n == "shuffled_dpo"}
     if "rft" in trained_controls:
         rft = json.loads((Path(trained_controls["rft"]).parent / "summary.json").read_text())
         control_info["rft"] = {"samples": rft["data"], "steps": rft["final_step"], "learning_rate": args.rft_lr}
     comparison = summary["comparison"] or {}
     diagnostics = {n: model_diagnostics(eval_dir, n, subjects) for n in models}
-    strict = strict_vs_base(eval_dir, list(models))
+    strict_cmp = strict_vs_base(eval_dir, list(models))
     held_out = diagnostics["base"].get("problems")
     result = {
         "meta": f"Recipe `{' '.join(rest)}`; held-out: {summary['benchmarks']} ({held_out} problems, "
                 f"{cfg.evaluate.get('samples', 1)} samples each, T={cfg.evaluate.get('temperature', 0.1)}); "
                 f"{len(rounds)} round(s); {'no controls' if args.no_controls else 'controls from round 1'}.",
         "models": diagnostics,
-        "vs_base": {n: next(iter(c.values())) for n, c in comparison.items() if c}, "strict_vs_base": strict,
+        "vs_base": {n: next(iter(c.values())) for n, c in comparison.items() if c}, "strict_vs_base": strict_cmp,
         "rounds": [round_diagnostics(r) for r in rounds], "controls": control_info,
         "ablations": {n: {**(i if isinstance(i, dict) else {"note": i}),
                           **({"dpo": dpo_diagnostics(Path(ablated[n]).parent)} if n in ablated else {})}
@@ -371,14 +372,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def problem_subjects(benchmarks: list[str]) -> dict[str, str]:
+    """Problem id -> kind (the curriculum's ``subject``), over ``benchmarks``."""
+    return {p.id: p.subject or "other" for spec in benchmarks for p in load_problems(spec).problems}
+
+
 def rescore(cfg: PipelineConfig) -> int:
     """Recompute every model's diagnostics and the strict comparison from ``cfg.output_dir``'s evaluation rows."""
     from sphere_ray.files import write_json, write_text
 
     result = json.loads((OUT / "evidence.json").read_text())
     eval_dir = Path(cfg.output_dir) / "eval"
-    subjects = {p.id: p.subject or "other" for spec in cfg.evaluate.get("benchmarks", [])
-                for p in load_problems(spec).problems}  # fmt: skip
+    subjects = problem_subjects(cfg.evaluate.get("benchmarks", []))
     result["models"] = {n: model_diagnostics(eval_dir, n, subjects) for n in result["models"]}
     result["strict_vs_base"] = strict_vs_base(eval_dir, list(result["models"]))
     write_json(OUT / "evidence.json", result)
