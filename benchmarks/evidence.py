@@ -34,7 +34,6 @@ import collections
 import dataclasses
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 
 from sphere_ray.config import load_yaml, parse_config
 from sphere_ray.evaluation.metrics import bootstrap_diff, problem_accuracy
+from sphere_ray.grading.forms import restates_question
 from sphere_ray.pairs import correct_samples, read_pairs, swap_sides, write_pairs
 from sphere_ray.pipeline.config import PipelineConfig, build_section
 from sphere_ray.problems import load_problems
@@ -176,46 +176,44 @@ def dpo_diagnostics(folder: Path) -> dict[str, Any]:
     }
 
 
-UNDONE = re.compile(r"\d\s*[-+*×/]\s*\d")
-
-
-def unevaluated(answer: Any) -> bool:
-    """An extracted answer that leaves the arithmetic undone (``13 + 9``; ``13 + 9 = 22`` states its value).
-
-    The grader, like math-verify, counts such an answer equal to its value, so a model that restates the
-    question's sum is graded right without computing it; the strict Pass@1 counts these wrong.
-    """
-    text = str(answer or "")
-    return "=" not in text and UNDONE.search(text) is not None
-
-
 def eval_rows(eval_dir: Path, model: str) -> list[dict[str, Any]]:
     """A model's evaluation rows."""
     return [json.loads(line) for f in sorted((eval_dir / model).glob("*.jsonl")) for line in f.open()]
 
 
-def strict(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with a right row whose answer is :func:`unevaluated` counted wrong."""
-    return [{**r, "correct": bool(r["correct"]) and not unevaluated(r["extracted"])} for r in rows]
+def strict(rows: list[dict[str, Any]], questions: dict[str, str]) -> list[dict[str, Any]]:
+    """The rows with a right row whose answer restates the question's arithmetic counted wrong.
+
+    The rule is :func:`~sphere_ray.grading.forms.restates_question` (``13 + 9`` for "What is 13 + 9?"), which the
+    grader itself now applies; rows of a run graded before it may not have.
+    """
+    return [{**r, "correct": bool(r["correct"]) and not _restated(r, questions)} for r in rows]
 
 
-def strict_vs_base(eval_dir: Path, models: list[str]) -> dict[str, dict[str, Any]]:
+def _restated(row: dict[str, Any], questions: dict[str, str]) -> bool:
+    return bool(row["extracted"]) and restates_question(row["extracted"], questions.get(row["problem_id"], ""))
+
+
+def strict_vs_base(eval_dir: Path, models: list[str], questions: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Each model's strict Pass@1 against the base's (paired bootstrap over problems, 95%)."""
-    base = problem_accuracy(strict(eval_rows(eval_dir, models[0])))
+    base = problem_accuracy(strict(eval_rows(eval_dir, models[0]), questions))
     out = {}
     for name in models[1:]:
-        diff, low, high = bootstrap_diff(base, problem_accuracy(strict(eval_rows(eval_dir, name))), 2000, seed=0)
+        rows = strict(eval_rows(eval_dir, name), questions)
+        diff, low, high = bootstrap_diff(base, problem_accuracy(rows), 2000, seed=0)
         out[name] = {"diff": round(diff, 4), "ci95": [round(low, 4), round(high, 4)]}
     return out
 
 
-def model_diagnostics(eval_dir: Path, model: str, subjects: dict[str, str]) -> dict[str, Any]:
+def model_diagnostics(
+    eval_dir: Path, model: str, subjects: dict[str, str], questions: dict[str, str]
+) -> dict[str, Any]:
     """Boxed-answer rate, Pass@1 with its own 95% interval, its strict form, and Pass@1 per problem kind."""
     rows = eval_rows(eval_dir, model)
     if not rows:
         return {}
     acc = problem_accuracy(rows)
-    strict_acc = problem_accuracy(strict(rows))
+    strict_acc = problem_accuracy(strict(rows, questions))
     mean, low, high = bootstrap_diff(dict.fromkeys(acc, 0.0), acc, 2000, seed=0)
     by_kind: dict[str, list[bool]] = collections.defaultdict(list)
     for r in rows:
@@ -225,7 +223,7 @@ def model_diagnostics(eval_dir: Path, model: str, subjects: dict[str, str]) -> d
             "boxed_rate": round(len(boxed) / len(rows), 3),
             "right_when_boxed": round(sum(bool(r["correct"]) for r in boxed) / len(boxed), 3) if boxed else None,
             "mean_tokens": round(sum(r["num_tokens"] for r in rows) / len(rows), 1),
-            "right_unevaluated": sum(bool(r["correct"]) and unevaluated(r["extracted"]) for r in rows),
+            "right_unevaluated": sum(bool(r["correct"]) and _restated(r, questions) for r in rows),
             "strict_pass@1": round(sum(strict_acc.values()) / len(strict_acc), 4),
             "pass@1_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())}}  # fmt: skip
 
@@ -246,8 +244,8 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{diff} | {m['boxed_rate']:.2f} | {m.get('right_when_boxed')} | "
                      f"{m.get('mean_tokens')} |")  # fmt: skip
     if result.get("strict_vs_base"):
-        lines += ["\n## Strict Pass@1 (an answer that leaves the arithmetic undone, `13 + 9`, counts wrong)\n",
-                  "| model | right samples | right but unevaluated | strict Pass@1 | strict vs base | paired 95% "
+        lines += ["\n## Strict Pass@1 (an answer restating the question's arithmetic, `13 + 9`, counts wrong)\n",
+                  "| model | right samples | right but restating | strict Pass@1 | strict vs base | paired 95% "
                   "interval |", "|---|---|---|---|---|---|"]  # fmt: skip
         for name, m in result["models"].items():
             cmp = result["strict_vs_base"].get(name)
@@ -341,14 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     models.update(swept)
     summary = evaluate(cfg, models)
     eval_dir = Path(cfg.output_dir) / "eval"
-    subjects = problem_subjects(summary["benchmarks"])
+    subjects, questions = problem_maps(summary["benchmarks"])
     control_info = {n: dpo_diagnostics(Path(m).parent) for n, m in trained_controls.items() if n == "shuffled_dpo"}
     if "rft" in trained_controls:
         rft = json.loads((Path(trained_controls["rft"]).parent / "summary.json").read_text())
         control_info["rft"] = {"samples": rft["data"], "steps": rft["final_step"], "learning_rate": args.rft_lr}
     comparison = summary["comparison"] or {}
-    diagnostics = {n: model_diagnostics(eval_dir, n, subjects) for n in models}
-    strict_cmp = strict_vs_base(eval_dir, list(models))
+    diagnostics = {n: model_diagnostics(eval_dir, n, subjects, questions) for n in models}
+    strict_cmp = strict_vs_base(eval_dir, list(models), questions)
     held_out = diagnostics["base"].get("problems")
     result = {
         "meta": f"Recipe `{' '.join(rest)}`; held-out: {summary['benchmarks']} ({held_out} problems, "
@@ -372,9 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def problem_subjects(benchmarks: list[str]) -> dict[str, str]:
-    """Problem id -> kind (the curriculum's ``subject``), over ``benchmarks``."""
-    return {p.id: p.subject or "other" for spec in benchmarks for p in load_problems(spec).problems}
+def problem_maps(benchmarks: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Problem id -> kind (curriculum ``subject``) and problem id -> question text, over ``benchmarks``."""
+    problems = [p for spec in benchmarks for p in load_problems(spec).problems]
+    return {p.id: p.subject or "other" for p in problems}, {p.id: p.problem for p in problems}
 
 
 def rescore(cfg: PipelineConfig) -> int:
@@ -383,9 +382,9 @@ def rescore(cfg: PipelineConfig) -> int:
 
     result = json.loads((OUT / "evidence.json").read_text())
     eval_dir = Path(cfg.output_dir) / "eval"
-    subjects = problem_subjects(cfg.evaluate.get("benchmarks", []))
-    result["models"] = {n: model_diagnostics(eval_dir, n, subjects) for n in result["models"]}
-    result["strict_vs_base"] = strict_vs_base(eval_dir, list(result["models"]))
+    subjects, questions = problem_maps(cfg.evaluate.get("benchmarks", []))
+    result["models"] = {n: model_diagnostics(eval_dir, n, subjects, questions) for n in result["models"]}
+    result["strict_vs_base"] = strict_vs_base(eval_dir, list(result["models"]), questions)
     write_json(OUT / "evidence.json", result)
     write_text(OUT / "evidence.md", markdown(result))
     return 0

@@ -52,7 +52,7 @@ class Dialogue:
         if not self.turns:
             raise ValueError(f"dialogue {self.problem_id}/{self.sample} has no turns")
         self.answers = [extract_answer(t.text) for t in self.turns]
-        self.correct = [is_correct(t.text, self.reference) for t in self.turns]
+        self.correct = [is_correct(t.text, self.reference, question=self.problem) for t in self.turns]
 
     @property
     def tokens(self) -> int:

@@ -18,9 +18,9 @@ from sphere_ray.serving.schema import GenerateRequest
 __all__ = ["EvalWorker", "grade"]
 
 
-def grade(text: str, reference: str) -> tuple[str | None, bool]:
-    """``(extracted answer, correct)`` of a model output against the reference answer."""
-    return extract_answer(text), is_correct(text, reference)
+def grade(text: str, reference: str, question: str | None = None) -> tuple[str | None, bool]:
+    """``(extracted answer, correct)`` of a model output against the reference answer (of ``question``)."""
+    return extract_answer(text), is_correct(text, reference, question=question)
 
 
 class EvalWorker:
@@ -71,12 +71,12 @@ class EvalWorker:
         prompts = await asyncio.gather(*(self.policy.render_chat(c) for c in chats))
         reviews = await self._generate(list(prompts), 1, [seed + 7919 * (j + 1) for j in range(len(rows))])
         for row, (review,) in zip(rows, reviews, strict=True):
-            answer, correct = grade(review.text, row["reference"])
+            answer, correct = grade(review.text, row["reference"], problem["problem"])
             row.update(revised_output=review.text, revised_extracted=answer or "", revised_correct=correct)
 
 
 def _row(model: str, problem: dict[str, Any], sample: int, out: Any) -> dict[str, Any]:
-    answer, correct = grade(out.text, problem["answer"])
+    answer, correct = grade(out.text, problem["answer"], problem["problem"])
     return {
         "model": model, "benchmark": problem["benchmark"], "problem_id": problem["id"], "sample": sample,
         "reference": problem["answer"], "output": out.text, "extracted": answer or "", "correct": correct,

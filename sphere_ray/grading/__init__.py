@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from sphere_ray.grading.equivalence import TIMEOUT_S, contradicts, is_equivalent, math_verify_agrees
 from sphere_ray.grading.extract import Mode, extract_answer, is_bare_answer
-from sphere_ray.grading.forms import strip_wrappers
+from sphere_ray.grading.forms import restates_question, strip_wrappers
 
 __all__ = ["TIMEOUT_S", "Mode", "extract_answer", "is_correct", "is_equivalent"]
 
 
-def is_correct(solution: str, reference: str, *, mode: Mode = "strict") -> bool:
+def is_correct(solution: str, reference: str, *, mode: Mode = "strict", question: str | None = None) -> bool:
     """Whether the final answer stated in ``solution`` is equivalent to ``reference``.
 
     Args:
@@ -28,6 +28,9 @@ def is_correct(solution: str, reference: str, *, mode: Mode = "strict") -> bool:
             solution text, whose final answer is then read in lenient mode.
         mode: extraction mode, ``"strict"`` (explicit answers only: what the search and the ORM
             use) or ``"lenient"`` (also a final math span, a bare answer or the last number).
+        question: the problem text, when known. A stated answer that is the question's own arithmetic left
+            undone (``13 + 9`` for "What is 13 + 9?", :func:`~sphere_ray.grading.forms.restates_question`)
+            is then wrong, although math-verify evaluates it to the reference.
 
     Returns:
         Strict: whether the explicitly stated answer is equivalent (False when none is stated).
@@ -35,6 +38,8 @@ def is_correct(solution: str, reference: str, *, mode: Mode = "strict") -> bool:
         answer out, and math-verify's own reading of the two whole texts agrees.
     """
     answer = extract_answer(solution, mode=mode)
+    if answer is not None and question is not None and restates_question(answer, question):
+        return False
     refs = _reference_readings(reference)
     if answer is not None and any(is_equivalent(answer, ref) for ref in refs):
         return True

@@ -342,6 +342,24 @@ def number_times_math(bare: str, other: str) -> bool:
     return bool(re.search(r"[a-zA-Z]", rest))
 
 
+_UNDONE = re.compile(r"[\d.\s()+\-*×]*\d\s*\)?\s*(?:[+\-*×]|\\times|\\cdot)\s*\(?\s*\d[\d.\s()+\-*×]*")
+_OPERATORS = re.compile(r"\\times|\\cdot|\\left|\\right")
+
+
+def restates_question(answer: str, question: str) -> bool:
+    """Whether ``answer`` is the question's own arithmetic left undone (``13 + 9`` for "What is 13 + 9?").
+
+    Such an answer is number arithmetic (``+ - * ×``, ``\\times``, ``\\cdot``; no powers or fractions, which
+    are values) whose numbers all appear in ``question``. math-verify evaluates it and finds it equal to the
+    reference, so without this rule a model is graded right for copying the question.
+    """
+    text = strip_wrappers(answer).strip()
+    if "^" in text or not _UNDONE.fullmatch(text):
+        return False
+    asked = set(re.findall(r"\d+(?:\.\d+)?", question))
+    return set(re.findall(r"\d+(?:\.\d+)?", _OPERATORS.sub(" ", text))) <= asked
+
+
 def has_relation(s: str) -> bool:
     """Whether ``s`` is an equation or inequality (``=``, ``<``, ``\\le``, ...)."""
     return bool(_RELATION.search(s.replace("\\left<", "").replace("\\right>", "")))

@@ -221,7 +221,7 @@ class _Ctx:
         )
         if node.terminal:
             node.answer = answer
-            node.correct = is_correct(text, self.problem.answer)
+            node.correct = is_correct(text, self.problem.answer, question=self.problem.problem)
             if self.outcome is not None:
                 solution = STEP_SEPARATOR.join((*self._steps(parent), text))
                 node.reward += float(self.outcome(self.problem, solution))

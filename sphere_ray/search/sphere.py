@@ -35,7 +35,7 @@ __all__ = ["PreferencePair", "ProblemResult", "SphereParams", "default_orm", "sp
 
 def default_orm(problem: Problem, solution: str) -> float:
     """Outcome reward: 1.0 if ``solution``'s final answer matches ``problem.answer``, else 0.0."""
-    return 1.0 if is_correct(solution, problem.answer) else 0.0
+    return 1.0 if is_correct(solution, problem.answer, question=problem.problem) else 0.0
 
 
 @dataclass(frozen=True)

@@ -290,7 +290,8 @@ class MonteCarloPRM:
         scores: list[list[float]] = [[] for _ in request.items]
         for (i, end), samples in zip(jobs, response.outputs, strict=True):
             done = STEP_SEPARATOR.join(request.items[i].steps[:end])
-            right = sum(self._reaches(done, s.text, request.items[i].answer or "") for s in samples)
+            item = request.items[i]
+            right = sum(self._reaches(done, s.text, item.answer or "", item.question) for s in samples)
             scores[i].append(right / len(samples))
         return ScoreResponse(scores=scores, model=self.name)
 
@@ -299,5 +300,5 @@ class MonteCarloPRM:
         return root + "".join(s + STEP_SEPARATOR for s in item.steps[:end])
 
     @staticmethod
-    def _reaches(done: str, rollout: str, answer: str) -> bool:
-        return is_correct(rollout if extract_answer(rollout) is not None else done, answer)
+    def _reaches(done: str, rollout: str, answer: str, question: str) -> bool:
+        return is_correct(rollout if extract_answer(rollout) is not None else done, answer, question=question)

@@ -75,3 +75,16 @@ def test_forcing_is_off_by_default_and_recipe_fields_reach_the_search():
     assert SearchParams().answer_prefix == ""
     params = SearchOptions(answer_prefix=LEAD, small_temperature=0.8, temperature=0.3).sphere_params()
     assert params.search.answer_prefix == LEAD and params.small_search.temperature == 0.8
+
+
+def test_a_forced_answer_that_restates_the_question_is_graded_wrong():
+    from sphere_ray.search import Problem
+
+    sums = Problem(id="s1", problem="What is 1 + 1?", answer="2")
+    script = {("solve", ()): ["A", "B"], ("solve", ("A",)): ["2}", "9}"], ("solve", ("B",)): ["1 + 1}", "7}"]}
+    scores = {"A": 0.8, "B": 0.4, LEAD + "2}": 0.9, LEAD + "9}": 0.1, LEAD + "1 + 1}": 0.5, LEAD + "7}": 0.6}
+    params = SphereParams(SearchParams(2, max_depth=1, answer_prefix=LEAD))
+    result = run(sphere_search(sums, Models(FakePolicy(script), FakePRM(scores)), params))
+    hi, lo = (result.trees[0].solution(b) for b in ("max", "min"))
+    assert hi.correct and lo.answer == "1 + 1" and not lo.correct  # math-verify alone would call "1 + 1" right
+    assert result.stage == 1 and not any(p.chosen.endswith("1 + 1}") for p in result.pairs)

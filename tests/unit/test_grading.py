@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sphere_ray.grading import extract_answer, is_equivalent
+from sphere_ray.grading import extract_answer, is_correct, is_equivalent
 
 DATA = Path(__file__).resolve().parents[2] / "sphere_ray" / "data"
 
@@ -128,3 +128,18 @@ def test_gsm8k_reference_solutions_grade_right():
         text = f"{row['solution']}\n#### {row['answer']}"
         assert is_equivalent(extract_answer(text), row["answer"]), row["id"]
         assert not is_equivalent(extract_answer(text), str(int(row["answer"]) + 1)), row["id"]
+
+
+@pytest.mark.parametrize(
+    "solution, reference, question, right",
+    [("\\boxed{13 + 9}", "22", "What is 13 + 9?", False),
+     ("So, the answer is: 13 + 9.", "22", "What is 13 + 9?", False),
+     ("\\boxed{4 \\times 3}", "12", "There are 4 bags with 3 pens in each. How many pens?", False),
+     ("\\boxed{(31 - 4)}", "27", "Mia has 31 marbles and gives away 4.", False),
+     ("The answer is 13 + 9 = 22.", "22", "What is 13 + 9?", True), ("\\boxed{22}", "22", "What is 13 + 9?", True),
+     ("\\boxed{3 \\times 4}", "12", "What is the area of a 2 by 6 rectangle?", True),  # not the question's numbers
+     ("\\boxed{2^{10}}", "1024", "What is 2 to the 10th power?", True), ("\\boxed{1/2}", "0.5", "Halve 1.", True),
+     ("\\boxed{13 + 9}", "22", None, True)],  # no question: math-verify's verdict, as before
+)  # fmt: skip
+def test_an_answer_that_restates_the_questions_arithmetic_is_wrong(solution, reference, question, right):
+    assert is_correct(solution, reference, question=question) is right
