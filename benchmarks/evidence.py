@@ -194,36 +194,46 @@ def _restated(row: dict[str, Any], questions: dict[str, str]) -> bool:
     return bool(row["extracted"]) and restates_question(row["extracted"], questions.get(row["problem_id"], ""))
 
 
-def strict_vs_base(eval_dir: Path, models: list[str], questions: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Each model's strict Pass@1 against the base's (paired bootstrap over problems, 95%)."""
-    base = problem_accuracy(strict(eval_rows(eval_dir, models[0]), questions))
+def score_models(
+    eval_dir: Path, models: list[str], subjects: dict[str, str], questions: dict[str, str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Each model's diagnostics, and its strict Pass@1 against the first model's (the base), each model's
+    evaluation rows read once."""
+    rows = {n: eval_rows(eval_dir, n) for n in models}
+    strict_rows = {n: strict(r, questions) for n, r in rows.items()}
+    return {n: model_diagnostics(rows[n], strict_rows[n], subjects) for n in models}, strict_vs_base(strict_rows)
+
+
+def strict_vs_base(strict_rows: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each model's strict Pass@1 against the first model's (paired bootstrap over problems, 95%)."""
+    (_, base_rows), *others = strict_rows.items()
+    base = problem_accuracy(base_rows)
     out = {}
-    for name in models[1:]:
-        rows = strict(eval_rows(eval_dir, name), questions)
+    for name, rows in others:
         diff, low, high = bootstrap_diff(base, problem_accuracy(rows), 2000, seed=0)
         out[name] = {"diff": round(diff, 4), "ci95": [round(low, 4), round(high, 4)]}
     return out
 
 
 def model_diagnostics(
-    eval_dir: Path, model: str, subjects: dict[str, str], questions: dict[str, str]
+    rows: list[dict[str, Any]], strict_rows: list[dict[str, Any]], subjects: dict[str, str]
 ) -> dict[str, Any]:
     """Boxed-answer rate, Pass@1 with its own 95% interval, its strict form, and Pass@1 per problem kind."""
-    rows = eval_rows(eval_dir, model)
     if not rows:
         return {}
     acc = problem_accuracy(rows)
-    strict_acc = problem_accuracy(strict(rows, questions))
+    strict_acc = problem_accuracy(strict_rows)
     mean, low, high = bootstrap_diff(dict.fromkeys(acc, 0.0), acc, 2000, seed=0)
     by_kind: dict[str, list[bool]] = collections.defaultdict(list)
     for r in rows:
         by_kind[subjects.get(r["problem_id"], "other")].append(bool(r["correct"]))
     boxed = [r for r in rows if "\\boxed" in r["output"]]
+    right = sum(bool(r["correct"]) for r in rows)
     return {"samples": len(rows), "problems": len(acc), "pass@1": round(mean, 4), "pass@1_ci95": [low, high],
             "boxed_rate": round(len(boxed) / len(rows), 3),
             "right_when_boxed": round(sum(bool(r["correct"]) for r in boxed) / len(boxed), 3) if boxed else None,
             "mean_tokens": round(sum(r["num_tokens"] for r in rows) / len(rows), 1),
-            "right_unevaluated": sum(bool(r["correct"]) and _restated(r, questions) for r in rows),
+            "right_unevaluated": right - sum(bool(r["correct"]) for r in strict_rows),
             "strict_pass@1": round(sum(strict_acc.values()) / len(strict_acc), 4),
             "pass@1_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())}}  # fmt: skip
 
@@ -345,8 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         rft = json.loads((Path(trained_controls["rft"]).parent / "summary.json").read_text())
         control_info["rft"] = {"samples": rft["data"], "steps": rft["final_step"], "learning_rate": args.rft_lr}
     comparison = summary["comparison"] or {}
-    diagnostics = {n: model_diagnostics(eval_dir, n, subjects, questions) for n in models}
-    strict_cmp = strict_vs_base(eval_dir, list(models), questions)
+    diagnostics, strict_cmp = score_models(eval_dir, list(models), subjects, questions)
     held_out = diagnostics["base"].get("problems")
     result = {
         "meta": f"Recipe `{' '.join(rest)}`; held-out: {summary['benchmarks']} ({held_out} problems, "
@@ -383,8 +392,7 @@ def rescore(cfg: PipelineConfig) -> int:
     result = json.loads((OUT / "evidence.json").read_text())
     eval_dir = Path(cfg.output_dir) / "eval"
     subjects, questions = problem_maps(cfg.evaluate.get("benchmarks", []))
-    result["models"] = {n: model_diagnostics(eval_dir, n, subjects, questions) for n in result["models"]}
-    result["strict_vs_base"] = strict_vs_base(eval_dir, list(result["models"]), questions)
+    result["models"], result["strict_vs_base"] = score_models(eval_dir, list(result["models"]), subjects, questions)
     write_json(OUT / "evidence.json", result)
     write_text(OUT / "evidence.md", markdown(result))
     return 0
